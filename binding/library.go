@@ -1,0 +1,220 @@
+package binding
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/ebitengine/purego"
+)
+
+// ABIVersion is the C ABI version this package speaks (SDGO_ABI_VERSION).
+const ABIVersion = 1
+
+// LoadOptions says where to find the engine library. The zero value
+// searches the default places.
+type LoadOptions struct {
+	// Path is a library file, or a directory that holds one. Empty means
+	// search: SDGO_LIBRARY, then beside the executable and ../lib, then the
+	// build folder of a source checkout.
+	Path string
+}
+
+// Library is the loaded engine library. It is safe for concurrent use and
+// stays loaded for the life of the process.
+type Library struct {
+	path string
+	fn   functions
+}
+
+// functions is the table of C entry points, bound once per library.
+type functions struct {
+	abiVersion         func() int32
+	version            func() string
+	statusName         func(status int32) string
+	logSet             func(cb uintptr, userData uintptr, minLevel int32)
+	contextNew         func(threads int32, out *uintptr, err []byte, errLen uintptr) int32
+	contextFree        func(ctx uintptr)
+	contextError       func(ctx uintptr) string
+	contextSetCodePath func(ctx uintptr, name string) int32
+	contextSystemInfo  func(ctx uintptr, buf []byte, bufLen uintptr, needed *uintptr) int32
+}
+
+// libraryFileName is the engine's file name on this OS.
+func libraryFileName() string {
+	switch runtime.GOOS {
+	case "darwin":
+		return "libsdgo.dylib"
+	case "windows":
+		return "sdgo.dll"
+	}
+	return "libsdgo.so"
+}
+
+var (
+	loadedMu sync.Mutex
+	loaded   = map[string]*Library{} // by absolute path
+)
+
+// Load finds, loads and checks the engine library. See the package
+// documentation for the search order. Loading the same file twice returns
+// the same *Library.
+func Load(opts LoadOptions) (*Library, error) {
+	var tried []Attempt
+	for _, c := range candidates(opts) {
+		lib, err := open(c)
+		if err == nil {
+			return lib, nil
+		}
+		var abi *ABIMismatchError
+		if errors.As(err, &abi) {
+			return nil, err
+		}
+		tried = append(tried, Attempt{Path: c, Err: err})
+	}
+	return nil, &LibraryNotFoundError{Tried: tried}
+}
+
+// candidates lists the files to try, in order, without duplicates.
+func candidates(opts LoadOptions) []string {
+	name := libraryFileName()
+	var out []string
+	seen := map[string]bool{}
+	add := func(p string) {
+		if p == "" {
+			return
+		}
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			p = filepath.Join(p, name)
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	if opts.Path != "" {
+		// An explicit path is the only candidate: silently falling back to
+		// another library would hide the caller's mistake.
+		add(opts.Path)
+		return out
+	}
+	if env := os.Getenv("SDGO_LIBRARY"); env != "" {
+		add(env)
+		return out
+	}
+	var roots []string
+	if exe, err := os.Executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		dir := filepath.Dir(exe)
+		add(filepath.Join(dir, name))
+		add(filepath.Join(dir, "..", "lib", name))
+		roots = append(roots, dir)
+	}
+	if wd, err := os.Getwd(); err == nil {
+		roots = append(roots, wd)
+	}
+	for _, r := range roots {
+		if mod := moduleRoot(r); mod != "" {
+			add(filepath.Join(mod, "build", "lib", name))
+		}
+	}
+	return out
+}
+
+// moduleRoot walks up from dir to the folder holding go.mod and
+// CMakeLists.txt (a source checkout of sd-go), or returns "".
+func moduleRoot(dir string) string {
+	for {
+		if fileExists(filepath.Join(dir, "go.mod")) && fileExists(filepath.Join(dir, "CMakeLists.txt")) {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func open(path string) (*Library, error) {
+	loadedMu.Lock()
+	defer loadedMu.Unlock()
+	if lib, ok := loaded[path]; ok {
+		return lib, nil
+	}
+	if !fileExists(path) {
+		return nil, errors.New("no such file")
+	}
+	h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_LOCAL)
+	if err != nil {
+		return nil, err
+	}
+	lib := &Library{path: path}
+	if err := lib.bind(h); err != nil {
+		return nil, err
+	}
+	if have := lib.fn.abiVersion(); have != ABIVersion {
+		return nil, &ABIMismatchError{Path: path, Have: have, Want: ABIVersion}
+	}
+	loaded[path] = lib
+	return lib, nil
+}
+
+// bind resolves every entry point, failing (rather than panicking, as
+// purego.RegisterLibFunc would) when a symbol is missing.
+func (l *Library) bind(h uintptr) error {
+	table := []struct {
+		name string
+		fptr any
+	}{
+		{"sdgo_abi_version", &l.fn.abiVersion},
+		{"sdgo_version", &l.fn.version},
+		{"sdgo_status_name", &l.fn.statusName},
+		{"sdgo_log_set", &l.fn.logSet},
+		{"sdgo_context_new", &l.fn.contextNew},
+		{"sdgo_context_free", &l.fn.contextFree},
+		{"sdgo_context_error", &l.fn.contextError},
+		{"sdgo_context_set_code_path", &l.fn.contextSetCodePath},
+		{"sdgo_context_system_info", &l.fn.contextSystemInfo},
+	}
+	for _, e := range table {
+		sym, err := purego.Dlsym(h, e.name)
+		if err != nil {
+			return fmt.Errorf("missing symbol %s (not an sd-go engine library, or too old): %w", e.name, err)
+		}
+		purego.RegisterFunc(e.fptr, sym)
+	}
+	return nil
+}
+
+// Path is the file the library was loaded from.
+func (l *Library) Path() string { return l.path }
+
+// Version is the engine's version, "MAJOR.MINOR.PATCH".
+func (l *Library) Version() string { return l.fn.version() }
+
+// ABIVersion is the C ABI version the loaded library implements.
+func (l *Library) ABIVersion() int { return int(l.fn.abiVersion()) }
+
+// cString copies the NUL-terminated prefix of b.
+func cString(b []byte) string {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i])
+		}
+	}
+	return string(b)
+}
