@@ -137,6 +137,235 @@ SDGO_API int32_t sdgo_context_set_code_path(sdgo_context * ctx, const char * nam
  */
 SDGO_API int32_t sdgo_context_system_info(sdgo_context * ctx, char * buf, size_t buf_len, size_t * needed);
 
+/* ======================================================================== *
+ * Quantization (sd-go quantize): open a model of any supported format,
+ * list its tensors, and write it as GGUF with one chosen type per tensor.
+ * ======================================================================== */
+
+/*
+ * A model opened for conversion. Tensor names are canonical (the scheme
+ * stable-diffusion.cpp uses: model.diffusion_model.*, first_stage_model.*,
+ * cond_stage_model[.1].transformer.text_model.*); `path` is a file or a
+ * diffusers folder. Shapes are as stable-diffusion.cpp sees them (the VAE's
+ * mid-block attention weights are 1x1 convolutions, ne = [1, 1, C, C]).
+ * On failure *out is NULL and `err` receives the message.
+ */
+typedef struct sdgo_quantize_source sdgo_quantize_source;
+
+SDGO_API int32_t sdgo_quantize_open(const char * path, sdgo_quantize_source ** out, char * err, size_t err_len);
+SDGO_API void    sdgo_quantize_free(sdgo_quantize_source * src);
+/* The message of the last failed call on src, or "". */
+SDGO_API const char * sdgo_quantize_error(const sdgo_quantize_source * src);
+/* Number of tensors (0 for NULL). */
+SDGO_API int64_t sdgo_quantize_tensor_count(const sdgo_quantize_source * src);
+/* Total size in bytes of the files the model was read from. */
+SDGO_API uint64_t sdgo_quantize_source_bytes(const sdgo_quantize_source * src);
+
+typedef struct sdgo_quantize_tensor {
+    int32_t  type;        /* ggml type id after stable-diffusion.cpp's source normalisation
+                             (f64->f32, i64->i32, f8->f16), the type "keep" means;
+                             -1 when GGUF cannot store the tensor (it must be dropped) */
+    int32_t  stored_type; /* ggml type id as stored in the file, -1 for non-ggml types */
+    int32_t  n_dims;      /* 1..4 */
+    int32_t  reserved;
+    int64_t  ne[4];       /* shape in ggml order: ne[0] is the row length */
+    uint64_t nbytes;      /* bytes as stored in the source */
+} sdgo_quantize_tensor;
+
+/*
+ * Tensor i: info into *info and its name (NUL-terminated) into name_buf.
+ * *name_needed (if not NULL) receives the size the name needs, NUL included;
+ * SDGO_ERR_BUFFER_TOO_SMALL when name_len is smaller (info is still filled).
+ */
+SDGO_API int32_t sdgo_quantize_tensor_info(sdgo_quantize_source * src, int64_t i, sdgo_quantize_tensor * info,
+                                           char * name_buf, size_t name_len, size_t * name_needed);
+
+/* Progress phases. */
+enum sdgo_quantize_phase {
+    SDGO_QUANTIZE_TENSOR_START = 0,
+    SDGO_QUANTIZE_BYTES        = 1,
+    SDGO_QUANTIZE_TENSOR_DONE  = 2,
+    SDGO_QUANTIZE_FINISHING    = 3
+};
+
+typedef struct sdgo_quantize_progress {
+    int64_t  tensor_index;   /* index of the current tensor in the source listing */
+    int64_t  tensors_done;   /* tensors finished */
+    int64_t  tensor_count;   /* tensors that will be written */
+    int32_t  phase;          /* enum sdgo_quantize_phase */
+    int32_t  out_type;       /* target type of the current tensor */
+    uint64_t bytes_done;     /* source bytes consumed, all tensors */
+    uint64_t bytes_total;    /* source bytes of all tensors being written */
+    uint64_t out_bytes_done; /* output bytes written so far */
+} sdgo_quantize_progress;
+
+/* Called on the calling thread; return non-zero to cancel. */
+typedef int32_t (*sdgo_quantize_progress_fn)(const sdgo_quantize_progress * p, void * user_data);
+
+typedef struct sdgo_quantize_result {
+    uint64_t bytes_in;        /* source bytes of the tensors written */
+    uint64_t bytes_out;       /* size of the GGUF file written */
+    int64_t  tensors_written;
+    int64_t  tensors_dropped;
+} sdgo_quantize_result;
+
+/*
+ * Writes the model as GGUF to out_path. plan[i] (plan_len must equal the
+ * tensor count) is the ggml type id for tensor i, or -1 to leave it out.
+ * A tensor whose plan type equals its (normalised) type is copied as is;
+ * others are converted through f32 with ggml's quantizers and an importance
+ * vector of ones, as stable-diffusion.cpp's converter does. The file is
+ * written to a temporary file beside out_path and renamed at the end; on any
+ * failure or cancellation out_path is untouched. ctx supplies the threads
+ * (the bytes do not depend on the thread count). `cancel` (may be NULL) is
+ * polled often; set it to non-zero from any thread to stop with
+ * SDGO_ERR_CANCELED. progress (may be NULL) is called per tensor and per
+ * piece of a few MB. Errors are reported on src.
+ */
+SDGO_API int32_t sdgo_quantize_write(sdgo_quantize_source * src, sdgo_context * ctx, const int32_t * plan,
+                                     int64_t plan_len, const char * out_path, const int32_t * cancel,
+                                     sdgo_quantize_progress_fn progress, void * user_data,
+                                     sdgo_quantize_result * result);
+
+/* ==========================================================================
+ * Models and generation
+ *
+ * A model (sdgo_model) is a loaded Stable Diffusion 1.x/2.x checkpoint or
+ * diffusers folder with its own worker threads. A request (sdgo_request) is
+ * a builder: create it, set what differs from the defaults, pass it to
+ * sdgo_generate any number of times, free it. A cancel token (sdgo_cancel)
+ * may be triggered from any thread while sdgo_generate runs; generation then
+ * stops within one sampler step with SDGO_ERR_CANCELED and the model stays
+ * usable. Calls on one model must not overlap (sdgo_generate holds the
+ * model's lock; the error string is per handle).
+ * ========================================================================== */
+typedef struct sdgo_model   sdgo_model;
+typedef struct sdgo_request sdgo_request;
+typedef struct sdgo_cancel  sdgo_cancel;
+
+/*
+ * Loads a model. `path`: checkpoint file (.safetensors, .gguf, .ckpt, ...) or
+ * diffusers folder. `vae_path`: NULL or "" for the model's own VAE, else a
+ * VAE file (or diffusers vae/ folder) that replaces it. `weight_type`:
+ * NULL/"" keeps stored types, "f32" converts every weight to f32; "f16",
+ * "bf16", "q8_0", "q5_0", "q5_1", "q4_0", "q4_1" convert in memory the
+ * tensors stable-diffusion.cpp's converter would (other ggml types:
+ * SDGO_ERR_UNSUPPORTED, unknown names: SDGO_ERR_INVALID_ARGUMENT).
+ * `rng`: "cuda" (default when NULL/"") or "cpu", the default of requests.
+ * `prediction`: NULL/"" detects it (from the scheduler config or markers in
+ * the file; epsilon when nothing tells, e.g. an SD 2.x checkpoint), "epsilon"
+ * or "v" overrides (SD 2.x 768-v checkpoints need "v").
+ * n_threads <= 0: physical cores.
+ */
+SDGO_API int32_t sdgo_model_load(const char * path, const char * vae_path, const char * weight_type,
+                                 const char * rng, const char * prediction, int32_t n_threads, sdgo_model ** out,
+                                 char * err, size_t err_len);
+SDGO_API void    sdgo_model_free(sdgo_model * m);
+/* The message of the last failed call on m, or "". */
+SDGO_API const char * sdgo_model_error(const sdgo_model * m);
+/*
+ * The model as JSON: {"family":"sd1","variant":"base","prediction":"epsilon",
+ * "source":"diffusers","unet_in_channels":4,"latent_channels":4,
+ * "vae_downscale":8,"granularity":64,"text_max_positions":77}. Width and
+ * height of requests must be multiples of "granularity".
+ */
+SDGO_API int32_t sdgo_model_info(sdgo_model * m, char * buf, size_t buf_len, size_t * needed);
+
+/* Request keys. String keys take sdgo_request_set_str, and so on. */
+enum sdgo_request_key {
+    /* strings */
+    SDGO_REQ_PROMPT          = 0,
+    SDGO_REQ_NEGATIVE_PROMPT = 1,
+    SDGO_REQ_SAMPLER         = 2,  /* euler, euler_a (default), heun, dpm2, dpm++2s_a, dpm++2m, lcm, ddim */
+    SDGO_REQ_SCHEDULER       = 3,  /* discrete (default), karras, exponential, sgm_uniform, simple */
+    SDGO_REQ_RNG             = 4,  /* cuda, cpu; default: the model's */
+    SDGO_REQ_COMPAT          = 5,  /* "a1111" (default) or "diffusers" (see pipeline.h) */
+    /* integers */
+    SDGO_REQ_WIDTH           = 16, /* 512 */
+    SDGO_REQ_HEIGHT          = 17, /* 512 */
+    SDGO_REQ_STEPS           = 18, /* 20 */
+    SDGO_REQ_SEED            = 19, /* 42; image b of a batch uses seed + b */
+    SDGO_REQ_BATCH           = 20, /* 1 */
+    SDGO_REQ_CLIP_SKIP       = 21, /* 0 = the model's default */
+    /* floats */
+    SDGO_REQ_CFG_SCALE       = 32, /* 7.0 */
+    SDGO_REQ_STRENGTH        = 33, /* 0.75, img2img / inpaint */
+    SDGO_REQ_ETA             = 34, /* < 0: the sampler's default */
+    /* images */
+    SDGO_REQ_INIT_IMAGE      = 48, /* RGB8, channels = 3; the same size as the output */
+    SDGO_REQ_MASK            = 49  /* 8-bit, channels = 1; >= 128 repaints; needs an init image */
+};
+
+SDGO_API sdgo_request * sdgo_request_new(void);
+SDGO_API void    sdgo_request_free(sdgo_request * r);
+/* The message of the last failed setter on r, or "". */
+SDGO_API const char * sdgo_request_error(const sdgo_request * r);
+SDGO_API int32_t sdgo_request_set_str(sdgo_request * r, int32_t key, const char * value);
+SDGO_API int32_t sdgo_request_set_i64(sdgo_request * r, int32_t key, int64_t value);
+SDGO_API int32_t sdgo_request_set_f64(sdgo_request * r, int32_t key, double value);
+/* Copies width * height * channels bytes (rows top to bottom, interleaved).
+ * px = NULL clears the image. */
+SDGO_API int32_t sdgo_request_set_image(sdgo_request * r, int32_t key, const uint8_t * px, int32_t width,
+                                        int32_t height, int32_t channels);
+
+SDGO_API sdgo_cancel * sdgo_cancel_new(void);
+SDGO_API void    sdgo_cancel_trigger(sdgo_cancel * c);  /* thread-safe, async-signal-safe */
+SDGO_API void    sdgo_cancel_reset(sdgo_cancel * c);
+SDGO_API void    sdgo_cancel_free(sdgo_cancel * c);
+
+/* Phases reported to the progress callback. */
+enum sdgo_phase {
+    SDGO_PHASE_ENCODE = 0, /* begins: step 0, total 1 (prompts, and the init image if any) */
+    SDGO_PHASE_SAMPLE = 1, /* after every sampler step: step 1..total over the whole batch */
+    SDGO_PHASE_DECODE = 2  /* begins for image `step` (0-based) of `total` (the batch count) */
+};
+
+/*
+ * Progress, on the calling thread. For SDGO_PHASE_SAMPLE, elapsed_ms counts
+ * from the start of sampling; for the others, from the start of the call.
+ */
+typedef void (*sdgo_progress_callback)(int32_t phase, int32_t step, int32_t total, int64_t elapsed_ms,
+                                       void * user_data);
+
+/*
+ * Generates batch images into out (batch * height * width * 3 bytes, RGB8,
+ * image after image). *needed (if not NULL) receives that size. cancel and
+ * progress may be NULL. On failure the message is on the model
+ * (sdgo_model_error): bad requests give SDGO_ERR_INVALID_ARGUMENT, NaN inside
+ * the networks SDGO_ERR_INTERNAL, cancellation SDGO_ERR_CANCELED.
+ */
+SDGO_API int32_t sdgo_generate(sdgo_model * m, const sdgo_request * r, sdgo_cancel * cancel,
+                               sdgo_progress_callback progress, void * user_data, uint8_t * out, size_t out_len,
+                               size_t * needed);
+
+/* ==========================================================================
+ * Model files (sd-go info)
+ *
+ * Inspects model files without preparing them for generation.
+ * ========================================================================== */
+
+/*
+ * Describes the model made of paths[0..n_paths): checkpoint files
+ * (.safetensors, .gguf, .ckpt/.pt/.pth/.bin, sharded *.safetensors.index.json)
+ * or a diffusers folder; several paths are combined (e.g. a checkpoint plus a
+ * separate VAE). Writes a NUL-terminated JSON object into buf:
+ *   {"family":"sd1"|"sd2"|"sdxl"|"sdxl-refiner"|"vae"|"text-encoder"|"unknown",
+ *    "variant":"base"|"inpaint"|"instruct-pix2pix"|"distilled",
+ *    "prediction":"epsilon"|"v"|"edm"|"edm-v"|"unknown",
+ *    "source":"safetensors"|"gguf"|"torch-zip"|"torch-legacy"|"safetensors-sharded"|"diffusers",
+ *    "paths":[...], "file_bytes":N, "components":["unet","vae",...], "tensor_count":N,
+ *    "parameters":{"unet":{"tensors":N,"params":N,"bytes":N},...},
+ *    "types":{"f16":{"tensors":N,"params":N,"bytes":N},...},
+ *    "unet":{...hyperparameters...}, "vae":{...}, "text_encoder":{...}, "text_encoder_2":{...},
+ *    "tokenizer":{...} (diffusers), "metadata":{"key":"value",...}}
+ * Bad or hostile files fail with SDGO_ERR_IO / SDGO_ERR_FORMAT /
+ * SDGO_ERR_UNSUPPORTED and a message in err (if not NULL). A buffer that is
+ * too small gives SDGO_ERR_BUFFER_TOO_SMALL; *needed (if not NULL) receives
+ * the size required, NUL included. Safe to call from any thread.
+ */
+SDGO_API int32_t sdgo_files_info(const char * const * paths, int32_t n_paths, char * buf, size_t buf_len,
+                                 size_t * needed, char * err, size_t err_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,64 @@
+#include "formats/mapped_file.h"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace sdgo::formats {
+
+MappedFile::~MappedFile() {
+    if (mapped_ && data_ && size_ > 0) munmap(const_cast<uint8_t *>(data_), size_);
+}
+
+Status MappedFile::open(const std::string & path, std::shared_ptr<MappedFile> * out) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return error(SDGO_ERR_IO, "%s: cannot open: %s", path.c_str(), strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        ::close(fd);
+        return error(SDGO_ERR_IO, "%s: cannot stat: %s", path.c_str(), strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return error(SDGO_ERR_IO, "%s: not a regular file", path.c_str());
+    }
+    std::shared_ptr<MappedFile> mf(new MappedFile());
+    mf->path_ = path;
+    mf->size_ = (size_t)st.st_size;
+    if (mf->size_ > 0) {
+        void * p = mmap(nullptr, mf->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            int e = errno;
+            ::close(fd);
+            return error(SDGO_ERR_IO, "%s: cannot map: %s", path.c_str(), strerror(e));
+        }
+        mf->data_ = static_cast<const uint8_t *>(p);
+        mf->mapped_ = true;
+    }
+    ::close(fd);
+    *out = std::move(mf);
+    return Status();
+}
+
+std::shared_ptr<MappedFile> MappedFile::from_bytes(const void * data, size_t size, const std::string & name) {
+    std::shared_ptr<MappedFile> mf(new MappedFile());
+    mf->path_ = name;
+    mf->size_ = size;
+    mf->owned_.reset(new uint8_t[size > 0 ? size : 1]);
+    if (size > 0) std::memcpy(mf->owned_.get(), data, size);
+    mf->data_ = mf->owned_.get();
+    return mf;
+}
+
+Status MappedFile::slice(uint64_t off, uint64_t len, const char * what, const uint8_t ** out) const {
+    if (!in_bounds(off, len))
+        return error(SDGO_ERR_FORMAT, "%s: %s [%llu, +%llu) lies outside the file (%zu bytes)", path_.c_str(), what,
+                     (unsigned long long)off, (unsigned long long)len, size_);
+    *out = data_ + off;
+    return Status();
+}
+
+}  // namespace sdgo::formats
