@@ -41,6 +41,26 @@ type functions struct {
 	contextError       func(ctx uintptr) string
 	contextSetCodePath func(ctx uintptr, name string) int32
 	contextSystemInfo  func(ctx uintptr, buf []byte, bufLen uintptr, needed *uintptr) int32
+
+	quantize quantizeFunctions // quantize.go
+	files    filesFunctions    // files.go
+
+	// models and generation (model.go, generate.go)
+	modelLoad       func(path, vae, weightType, rng, prediction string, threads int32, out *uintptr, err []byte, errLen uintptr) int32
+	modelFree       func(m uintptr)
+	modelError      func(m uintptr) string
+	modelInfo       func(m uintptr, buf []byte, bufLen uintptr, needed *uintptr) int32
+	requestNew      func() uintptr
+	requestFree     func(r uintptr)
+	requestError    func(r uintptr) string
+	requestSetStr   func(r uintptr, key int32, v string) int32
+	requestSetI64   func(r uintptr, key int32, v int64) int32
+	requestSetF64   func(r uintptr, key int32, v float64) int32
+	requestSetImage func(r uintptr, key int32, px []byte, w, h, ch int32) int32
+	cancelNew       func() uintptr
+	cancelTrigger   func(c uintptr)
+	cancelFree      func(c uintptr)
+	generate        func(m, r, cancel, cb, ud uintptr, out []byte, outLen uintptr, needed *uintptr) int32
 }
 
 // libraryFileName is the engine's file name on this OS.
@@ -189,6 +209,29 @@ func (l *Library) bind(h uintptr) error {
 		{"sdgo_context_error", &l.fn.contextError},
 		{"sdgo_context_set_code_path", &l.fn.contextSetCodePath},
 		{"sdgo_context_system_info", &l.fn.contextSystemInfo},
+		{"sdgo_files_info", &l.fn.files.info},
+		{"sdgo_quantize_open", &l.fn.quantize.open},
+		{"sdgo_quantize_free", &l.fn.quantize.free},
+		{"sdgo_quantize_error", &l.fn.quantize.error},
+		{"sdgo_quantize_tensor_count", &l.fn.quantize.tensorCount},
+		{"sdgo_quantize_source_bytes", &l.fn.quantize.sourceBytes},
+		{"sdgo_quantize_tensor_info", &l.fn.quantize.tensorInfo},
+		{"sdgo_quantize_write", &l.fn.quantize.write},
+		{"sdgo_model_load", &l.fn.modelLoad},
+		{"sdgo_model_free", &l.fn.modelFree},
+		{"sdgo_model_error", &l.fn.modelError},
+		{"sdgo_model_info", &l.fn.modelInfo},
+		{"sdgo_request_new", &l.fn.requestNew},
+		{"sdgo_request_free", &l.fn.requestFree},
+		{"sdgo_request_error", &l.fn.requestError},
+		{"sdgo_request_set_str", &l.fn.requestSetStr},
+		{"sdgo_request_set_i64", &l.fn.requestSetI64},
+		{"sdgo_request_set_f64", &l.fn.requestSetF64},
+		{"sdgo_request_set_image", &l.fn.requestSetImage},
+		{"sdgo_cancel_new", &l.fn.cancelNew},
+		{"sdgo_cancel_trigger", &l.fn.cancelTrigger},
+		{"sdgo_cancel_free", &l.fn.cancelFree},
+		{"sdgo_generate", &l.fn.generate},
 	}
 	for _, e := range table {
 		sym, err := purego.Dlsym(h, e.name)

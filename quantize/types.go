@@ -1,9 +1,18 @@
-// Package quantize names the weight types that sd-go's engine stores and
-// computes with. The converter that writes them (`sd-go quantize`) and its
-// per-tensor policy arrive with their own issue; this package holds the
-// names, ids and sizes that the CLI and the policy share.
+// Package quantize converts models to GGUF with quantized weights: the
+// engine behind `sd-go quantize`.
 //
-// The type ids are ggml's, so a Type is the same number a GGUF file stores.
+// It names the weight types sd-go's engine stores and computes with (Type;
+// the ids are ggml's, so a Type is the same number a GGUF file stores),
+// decides per tensor which type to write (Policy, which reproduces
+// stable-diffusion.cpp's rules so that its loader accepts the result, with
+// user Rules on top), and drives the engine's converter (File). The
+// numerics and the file format belong to the engine: the bytes of every
+// converted tensor are those of ggml's quantizers with an all-ones
+// importance vector, the call stable-diffusion.cpp's converter makes.
+//
+// Concurrency: Policy and Rule values are immutable and safe to share;
+// File may run concurrently with other Files (each uses its own engine
+// context).
 package quantize
 
 import (

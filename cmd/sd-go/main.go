@@ -87,6 +87,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 		Commands: []*cli.Command{
 			versionCommand(),
+			runCommand(),
+			quantizeCommand(),
+			infoCommand(),
 		},
 		HideVersion: true, // `sd-go version` says more than --version would
 		// Keep urfave/cli from calling os.Exit inside Run; report() decides.

@@ -1,0 +1,498 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"image"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/sd-go-project/sd-go/binding"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "generate images: txt2img, img2img (--init-img) and inpainting (--init-img with --mask)",
+		UsageText: "sd-go run -m MODEL -p PROMPT [options]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "model", Aliases: []string{"m"}, Usage: "checkpoint file or diffusers folder", TakesFile: true},
+			&cli.StringFlag{Name: "prompt", Aliases: []string{"p"}, Usage: "the prompt (A1111 weighting: (word:1.2), [word], BREAK)"},
+			&cli.StringFlag{Name: "prompt-file", Usage: "read the prompt from a file", TakesFile: true},
+			&cli.StringFlag{Name: "negative-prompt", Aliases: []string{"n"}, Usage: "the negative prompt"},
+			&cli.IntFlag{Name: "width", Aliases: []string{"W"}, Value: 512, Usage: "image width (default with --init-img: its width)"},
+			&cli.IntFlag{Name: "height", Aliases: []string{"H"}, Value: 512, Usage: "image height (default with --init-img: its height)"},
+			&cli.IntFlag{Name: "steps", Value: 20, Usage: "sampling steps"},
+			&cli.Float64Flag{Name: "cfg-scale", Value: 7.0, Usage: "classifier-free guidance scale"},
+			&cli.Int64Flag{Name: "seed", Aliases: []string{"s"}, Value: 42, Usage: "seed; -1 picks a random one (printed)"},
+			&cli.StringFlag{Name: "sampler", Aliases: []string{"sampling-method"}, Value: "euler_a", Usage: "euler, euler_a, heun, dpm2, dpm++2s_a, dpm++2m, lcm, ddim"},
+			&cli.StringFlag{Name: "scheduler", Value: "discrete", Usage: "discrete, karras, exponential, sgm_uniform, simple"},
+			&cli.IntFlag{Name: "batch-count", Aliases: []string{"b"}, Value: 1, Usage: "number of images (seeds increase by one)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "output.png", Usage: "output file; .jpg/.jpeg writes JPEG, else PNG; %d is the image number in a batch", TakesFile: true},
+			&cli.StringFlag{Name: "init-img", Aliases: []string{"i"}, Usage: "init image for img2img / inpainting", TakesFile: true},
+			&cli.Float64Flag{Name: "strength", Value: 0.75, Usage: "img2img denoising strength in (0, 1]"},
+			&cli.StringFlag{Name: "mask", Usage: "inpainting mask (white = repaint), the size of the init image", TakesFile: true},
+			&cli.StringFlag{Name: "vae", Usage: "VAE file replacing the model's own", TakesFile: true},
+			&cli.StringFlag{Name: "type", Usage: "convert weights at load: f32, f16, bf16, q8_0, q5_0, q5_1, q4_0, q4_1 (default: as stored)"},
+			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: 0, Usage: "worker threads (default: physical cores)"},
+			&cli.IntFlag{Name: "clip-skip", Value: 0, Usage: "A1111 clip skip (0: the model's default)"},
+			&cli.StringFlag{Name: "rng", Value: "cuda", Usage: "noise generator: cuda (A1111 GPU seeds) or cpu (torch CPU, diffusers)"},
+			&cli.StringFlag{Name: "prediction", Usage: "override the model's prediction type: epsilon or v (SD 2.x 768-v checkpoints)"},
+			&cli.StringFlag{Name: "compat", Value: "a1111", Usage: "whose pipeline to reproduce: a1111 (also stable-diffusion.cpp) or diffusers (use with --rng cpu)"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more"},
+			&cli.BoolFlag{Name: "quiet", Usage: "print nothing but errors"},
+			&cli.BoolFlag{Name: "no-metadata", Usage: "do not write the A1111 parameters into the image"},
+		},
+		Action: runAction,
+	}
+}
+
+type runLogger struct {
+	w       io.Writer
+	quiet   bool
+	verbose bool
+	tty     bool
+}
+
+func (l runLogger) printf(format string, args ...any) {
+	if !l.quiet {
+		fmt.Fprintf(l.w, "sd-go: "+format+"\n", args...)
+	}
+}
+
+func runAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("run takes no arguments, got %q (flags go before or after, but every value needs its flag)", c.Args().First())
+	}
+	stderr := c.App.ErrWriter
+	lg := runLogger{w: stderr, quiet: c.Bool("quiet"), verbose: c.Bool("verbose")}
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		lg.tty = true
+	}
+
+	modelPath := c.String("model")
+	if modelPath == "" {
+		return usagef("run needs a model (-m FILE)")
+	}
+	prompt := c.String("prompt")
+	if pf := c.String("prompt-file"); pf != "" {
+		if c.IsSet("prompt") {
+			return usagef("give either --prompt or --prompt-file, not both")
+		}
+		b, err := os.ReadFile(pf)
+		if err != nil {
+			return fmt.Errorf("prompt file: %w", err)
+		}
+		prompt = strings.TrimRight(string(b), "\r\n")
+	}
+	if c.Bool("quiet") && c.Bool("verbose") {
+		return usagef("--quiet and --verbose exclude each other")
+	}
+	batch := c.Int("batch-count")
+	if batch < 1 {
+		return usagef("--batch-count must be at least 1, got %d", batch)
+	}
+	if c.Int("width") <= 0 || c.Int("height") <= 0 {
+		return usagef("width and height must be positive, got %dx%d", c.Int("width"), c.Int("height"))
+	}
+	if c.Int("steps") <= 0 {
+		return usagef("--steps must be at least 1, got %d", c.Int("steps"))
+	}
+	if c.IsSet("mask") && !c.IsSet("init-img") {
+		return usagef("--mask needs --init-img")
+	}
+	outputs, err := outputPaths(c.String("output"), batch)
+	if err != nil {
+		return err
+	}
+	for _, o := range outputs {
+		dir := filepath.Dir(o)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("output folder %s does not exist", dir)
+		}
+	}
+
+	req := binding.Request{
+		Prompt:         prompt,
+		NegativePrompt: c.String("negative-prompt"),
+		Width:          c.Int("width"),
+		Height:         c.Int("height"),
+		Steps:          c.Int("steps"),
+		CFGScale:       c.Float64("cfg-scale"),
+		Seed:           c.Int64("seed"),
+		BatchCount:     batch,
+		Sampler:        c.String("sampler"),
+		Scheduler:      c.String("scheduler"),
+		RNG:            c.String("rng"),
+		ClipSkip:       c.Int("clip-skip"),
+		Strength:       c.Float64("strength"),
+		Compat:         c.String("compat"),
+	}
+	if req.Compat != "a1111" && req.Compat != "diffusers" {
+		return usagef("--compat must be a1111 or diffusers, got %q", req.Compat)
+	}
+	if !(req.CFGScale > 0) {
+		return usagef("--cfg-scale must be positive, got %g", req.CFGScale)
+	}
+	if req.Seed == -1 {
+		req.Seed = rand.Int64N(1 << 32)
+		lg.printf("seed: %d", req.Seed)
+	} else if req.Seed < 0 {
+		return usagef("--seed must be >= 0 or -1 (random), got %d", req.Seed)
+	}
+	if p := c.String("init-img"); p != "" {
+		img, err := readImage(p)
+		if err != nil {
+			return fmt.Errorf("init image: %w", err)
+		}
+		req.InitImage = img
+		// without -W/-H the output takes the init image's size
+		if !c.IsSet("width") {
+			req.Width = img.Bounds().Dx()
+		}
+		if !c.IsSet("height") {
+			req.Height = img.Bounds().Dy()
+		}
+	} else if c.IsSet("strength") {
+		return usagef("--strength needs --init-img")
+	}
+	if p := c.String("mask"); p != "" {
+		img, err := readImage(p)
+		if err != nil {
+			return fmt.Errorf("mask: %w", err)
+		}
+		req.Mask = img
+	}
+
+	lib, err := binding.Load(binding.LoadOptions{Path: c.String("lib")})
+	if err != nil {
+		return err
+	}
+	if lg.verbose {
+		lib.SetLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	} else if !lg.quiet {
+		lib.SetLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	}
+	t0 := time.Now()
+	if lg.tty && !lg.quiet {
+		fmt.Fprintf(stderr, "loading %s ...\r", modelPath)
+	}
+	model, err := lib.LoadModel(modelPath, binding.ModelOptions{VAE: c.String("vae"), WeightType: c.String("type"),
+		RNG: c.String("rng"), Prediction: c.String("prediction"), Threads: c.Int("threads")})
+	if err != nil {
+		return err
+	}
+	defer model.Close()
+	info := model.Info()
+	lg.printf("loaded %s (%s %s, %s) in %.1fs", modelPath, info.Family, info.Variant, info.Source, time.Since(t0).Seconds())
+
+	var bar *progressbar.ProgressBar
+	var lastPct int
+	sampleStart := time.Now()
+	req.Progress = func(p binding.Progress) {
+		if lg.quiet {
+			return
+		}
+		switch p.Phase {
+		case binding.PhaseEncode:
+			if lg.tty {
+				fmt.Fprintf(stderr, "encoding prompt ...\r")
+			} else if lg.verbose {
+				lg.printf("encoding prompt (at %.1fs)", p.Elapsed.Seconds())
+			}
+			return
+		case binding.PhaseDecode:
+			if bar != nil {
+				_ = bar.Finish()
+				bar = nil
+			}
+			if lg.tty {
+				fmt.Fprintf(stderr, "decoding image %d/%d ...\r", p.Step+1, p.Total)
+			} else if lg.verbose {
+				lg.printf("decoding image %d/%d (at %.1fs)", p.Step+1, p.Total, p.Elapsed.Seconds())
+			}
+			return
+		}
+		if lg.tty {
+			if bar == nil {
+				bar = progressbar.NewOptions(p.Total, progressbar.OptionSetWriter(stderr),
+					progressbar.OptionSetDescription("sampling"), progressbar.OptionShowCount(),
+					progressbar.OptionShowIts(), progressbar.OptionSetItsString("step"),
+					progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+			}
+			_ = bar.Set(p.Step)
+			return
+		}
+		pct := p.Step * 100 / p.Total
+		if pct/25 > lastPct/25 || p.Step == p.Total {
+			lastPct = pct
+			lg.printf("sampling step %d/%d (%.2f s/step)", p.Step, p.Total, p.Elapsed.Seconds()/float64(p.Step))
+		}
+	}
+	res, err := model.Generate(c.Context, req)
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if err != nil {
+		return err
+	}
+	lg.printf("generated %d image(s) in %.1fs", len(res.Images), time.Since(sampleStart).Seconds())
+
+	modelName := strings.TrimSuffix(filepath.Base(modelPath), filepath.Ext(modelPath))
+	for i, img := range res.Images {
+		var params string
+		if !c.Bool("no-metadata") {
+			params = a1111Parameters(res.Params, res.Seeds[i], modelName)
+		}
+		if err := writeImageAtomic(outputs[i], img, params); err != nil {
+			return err
+		}
+		lg.printf("wrote %s", outputs[i])
+	}
+	return nil
+}
+
+// outputPaths expands a %d pattern (1-based image number); a batch without
+// one gets _N before the extension.
+func outputPaths(pattern string, n int) ([]string, error) {
+	if pattern == "" {
+		return nil, usagef("--output must not be empty")
+	}
+	has := strings.Contains(pattern, "%d")
+	if strings.Count(strings.ReplaceAll(pattern, "%d", ""), "%") > 0 {
+		return nil, usagef("--output may only contain %%d as a pattern, got %q", pattern)
+	}
+	var out []string
+	for i := 1; i <= n; i++ {
+		switch {
+		case has:
+			out = append(out, strings.ReplaceAll(pattern, "%d", strconv.Itoa(i)))
+		case n == 1:
+			out = append(out, pattern)
+		default:
+			ext := filepath.Ext(pattern)
+			out = append(out, strings.TrimSuffix(pattern, ext)+"_"+strconv.Itoa(i)+ext)
+		}
+	}
+	return out, nil
+}
+
+func readImage(path string) (image.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return img, nil
+}
+
+// A1111's sampler names ("PNG Info" reads them back).
+var a1111Samplers = map[string]string{
+	"euler": "Euler", "euler_a": "Euler a", "heun": "Heun", "dpm2": "DPM2", "dpm++2s_a": "DPM++ 2S a",
+	"dpm++2m": "DPM++ 2M", "lcm": "LCM", "ddim": "DDIM",
+}
+
+// a1111Parameters renders the "parameters" text in A1111's layout.
+func a1111Parameters(r binding.Request, seed int64, model string) string {
+	var b strings.Builder
+	b.WriteString(r.Prompt)
+	if r.NegativePrompt != "" {
+		b.WriteString("\nNegative prompt: " + r.NegativePrompt)
+	}
+	sampler := a1111Samplers[r.Sampler]
+	if sampler == "" {
+		sampler = r.Sampler
+	}
+	fields := []string{
+		fmt.Sprintf("Steps: %d", r.Steps),
+		"Sampler: " + sampler,
+	}
+	if r.Scheduler != "" && r.Scheduler != "discrete" {
+		fields = append(fields, "Schedule type: "+strings.ToUpper(r.Scheduler[:1])+r.Scheduler[1:])
+	}
+	fields = append(fields,
+		"CFG scale: "+strconv.FormatFloat(r.CFGScale, 'g', -1, 64),
+		fmt.Sprintf("Seed: %d", seed),
+		fmt.Sprintf("Size: %dx%d", r.Width, r.Height),
+		"Model: "+model,
+	)
+	if r.InitImage != nil {
+		fields = append(fields, "Denoising strength: "+strconv.FormatFloat(r.Strength, 'g', -1, 64))
+	}
+	if r.ClipSkip > 1 {
+		fields = append(fields, fmt.Sprintf("Clip skip: %d", r.ClipSkip))
+	}
+	if r.RNG == "cpu" {
+		fields = append(fields, "RNG: CPU")
+	}
+	fields = append(fields, "Version: sd-go "+version)
+	b.WriteString("\n" + strings.Join(fields, ", "))
+	return b.String()
+}
+
+// encodeImage writes PNG (with a tEXt/iTXt "parameters" chunk) or JPEG (with
+// a COM segment), chosen by the extension.
+func encodeImage(path string, img image.Image, params string) ([]byte, error) {
+	var buf bytes.Buffer
+	ext := strings.ToLower(filepath.Ext(path))
+	if ext == ".jpg" || ext == ".jpeg" {
+		if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 95}); err != nil {
+			return nil, err
+		}
+		b := buf.Bytes()
+		if params == "" {
+			return b, nil
+		}
+		if len(params) > 65533 {
+			return nil, errors.New("parameters too long for a JPEG comment")
+		}
+		seg := []byte{0xFF, 0xFE, 0, 0}
+		binary.BigEndian.PutUint16(seg[2:], uint16(len(params)+2))
+		seg = append(seg, params...)
+		out := append([]byte{}, b[:2]...) // SOI
+		out = append(out, seg...)
+		return append(out, b[2:]...), nil
+	}
+	if err := png.Encode(&buf, img); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	if params == "" {
+		return b, nil
+	}
+	var chunkType string
+	var data []byte
+	if latin1(params) {
+		chunkType = "tEXt"
+		data = append([]byte("parameters\x00"), toLatin1(params)...)
+	} else {
+		chunkType = "iTXt" // keyword, 0, compression flag 0, method 0, no language, no translated keyword
+		data = append([]byte("parameters\x00\x00\x00\x00\x00"), params...)
+	}
+	chunk := make([]byte, 8, 12+len(data))
+	binary.BigEndian.PutUint32(chunk, uint32(len(data)))
+	copy(chunk[4:], chunkType)
+	chunk = append(chunk, data...)
+	crc := crc32.ChecksumIEEE(chunk[4:])
+	chunk = binary.BigEndian.AppendUint32(chunk, crc)
+	const ihdrEnd = 8 + 8 + 13 + 4 // signature + IHDR header + data + crc
+	out := append([]byte{}, b[:ihdrEnd]...)
+	out = append(out, chunk...)
+	return append(out, b[ihdrEnd:]...), nil
+}
+
+func latin1(s string) bool {
+	for _, r := range s {
+		if r > 0xFF {
+			return false
+		}
+	}
+	return true
+}
+
+func toLatin1(s string) []byte {
+	out := make([]byte, 0, len(s))
+	for _, r := range s {
+		out = append(out, byte(r))
+	}
+	return out
+}
+
+// readParameters returns the A1111 "parameters" text of a PNG or JPEG
+// written by encodeImage ("" when there is none).
+func readParameters(b []byte) (string, error) {
+	if bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
+		for p := 8; p+12 <= len(b); {
+			n := int(binary.BigEndian.Uint32(b[p:]))
+			if p+12+n > len(b) {
+				return "", errors.New("truncated PNG chunk")
+			}
+			typ, data := string(b[p+4:p+8]), b[p+8:p+8+n]
+			switch typ {
+			case "tEXt":
+				if k, v, ok := bytes.Cut(data, []byte{0}); ok && string(k) == "parameters" {
+					r := make([]rune, len(v))
+					for i, c := range v {
+						r[i] = rune(c)
+					}
+					return string(r), nil
+				}
+			case "iTXt":
+				if k, v, ok := bytes.Cut(data, []byte{0}); ok && string(k) == "parameters" && len(v) >= 2 && v[0] == 0 {
+					rest := v[2:]
+					for i := 0; i < 2; i++ { // language tag, translated keyword
+						_, rest, _ = bytes.Cut(rest, []byte{0})
+					}
+					return string(rest), nil
+				}
+			}
+			p += 12 + n
+		}
+		return "", nil
+	}
+	if bytes.HasPrefix(b, []byte{0xFF, 0xD8}) {
+		for p := 2; p+4 <= len(b) && b[p] == 0xFF; {
+			marker := b[p+1]
+			n := int(binary.BigEndian.Uint16(b[p+2:]))
+			if marker == 0xDA || p+2+n > len(b) {
+				break
+			}
+			if marker == 0xFE {
+				return string(b[p+4 : p+2+n]), nil
+			}
+			p += 2 + n
+		}
+		return "", nil
+	}
+	return "", errors.New("not a PNG or JPEG file")
+}
+
+// writeImageAtomic encodes to a temp file beside path and renames it into
+// place, so no partial file is ever visible under path.
+func writeImageAtomic(path string, img image.Image, params string) error {
+	data, err := encodeImage(path, img, params)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".sd-go-*.tmp")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(tmp, 0o644)
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("cannot write %s: %w", path, werr)
+	}
+	return nil
+}

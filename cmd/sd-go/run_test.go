@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	tinyModel        = filepath.Join("..", "..", "testdata", "pipeline", "tiny_sd1")
+	tinyInpaintModel = filepath.Join("..", "..", "testdata", "pipeline", "tiny_sd1_inpaint")
+)
+
+func tinyArgs(out string, extra ...string) []string {
+	args := []string{"run", "-m", tinyModel, "-p", "a photo of a cat", "-n", "blurry", "-W", "32", "-H", "32",
+		"--steps", "4", "-t", "2", "-o", out}
+	return append(args, extra...)
+}
+
+func writePNG(t *testing.T, path string, img image.Image) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testImages(t *testing.T, dir string, maskW int) (initPath, maskPath string) {
+	img := image.NewRGBA(image.Rect(0, 0, 32, 32))
+	for y := 0; y < 32; y++ {
+		for x := 0; x < 32; x++ {
+			img.Set(x, y, color.RGBA{uint8(x * 8), uint8(y * 8), uint8((x + y) * 4), 255})
+		}
+	}
+	mask := image.NewGray(image.Rect(0, 0, maskW, 32))
+	for y := 0; y < 32; y++ {
+		for x := maskW / 2; x < maskW; x++ {
+			mask.SetGray(x, y, color.Gray{Y: 255})
+		}
+	}
+	initPath, maskPath = filepath.Join(dir, "init.png"), filepath.Join(dir, "mask.png")
+	writePNG(t, initPath, img)
+	writePNG(t, maskPath, mask)
+	return
+}
+
+func readBack(t *testing.T, path string) (image.Image, string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _, err := image.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("%s is not a valid image: %v", path, err)
+	}
+	params, err := readParameters(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, params
+}
+
+func TestRunTxt2imgWritesPNGWithParameters(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "cat.png")
+	code, _, errs := runCLI(t, tinyArgs(out, "-s", "7", "--sampler", "euler", "--cfg-scale", "5.5")...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	img, params := readBack(t, out)
+	if img.Bounds().Dx() != 32 || img.Bounds().Dy() != 32 {
+		t.Fatalf("image is %v", img.Bounds())
+	}
+	want := "a photo of a cat\nNegative prompt: blurry\nSteps: 4, Sampler: Euler, CFG scale: 5.5, Seed: 7, Size: 32x32, Model: tiny_sd1, Version: sd-go " + version
+	if params != want {
+		t.Fatalf("parameters\n%q\nwant\n%q", params, want)
+	}
+	// no temp files left behind
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("folder holds %d entries, want 1", len(entries))
+	}
+	// --no-metadata
+	out2 := filepath.Join(dir, "plain.png")
+	if code, _, errs := runCLI(t, tinyArgs(out2, "-s", "7", "--sampler", "euler", "--cfg-scale", "5.5", "--no-metadata")...); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	img2, params2 := readBack(t, out2)
+	if params2 != "" {
+		t.Fatalf("--no-metadata wrote %q", params2)
+	}
+	if !sameImage(img, img2) {
+		t.Fatal("the same seed gave a different image")
+	}
+}
+
+func sameImage(a, b image.Image) bool {
+	if a.Bounds() != b.Bounds() {
+		return false
+	}
+	for y := a.Bounds().Min.Y; y < a.Bounds().Max.Y; y++ {
+		for x := a.Bounds().Min.X; x < a.Bounds().Max.X; x++ {
+			if a.At(x, y) != b.At(x, y) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func TestRunImg2imgJPEGAndInpaint(t *testing.T) {
+	dir := t.TempDir()
+	initPath, maskPath := testImages(t, dir, 32)
+	out := filepath.Join(dir, "i2i.jpg")
+	code, _, errs := runCLI(t, tinyArgs(out, "-i", initPath, "--strength", "0.5", "--prompt-file", writeFile(t, dir, "p.txt", "a dog (unicode: é ✓)\n"), "-p", "")...)
+	if code != exitUsage || !strings.Contains(errs, "not both") {
+		t.Fatalf("--prompt with --prompt-file: exit %d: %s", code, errs)
+	}
+	code, _, errs = runCLI(t, "run", "-m", tinyModel, "--prompt-file", filepath.Join(dir, "p.txt"), "-W", "32", "-H", "32",
+		"--steps", "4", "-o", out, "-i", initPath, "--strength", "0.5")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	_, params := readBack(t, out)
+	if !strings.HasPrefix(params, "a dog (unicode: é ✓)\nSteps: 4, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 32x32, Model: tiny_sd1, Denoising strength: 0.5,") {
+		t.Fatalf("JPEG parameters %q", params)
+	}
+	for _, model := range []string{tinyModel, tinyInpaintModel} {
+		out := filepath.Join(dir, "inpaint-"+filepath.Base(model)+".png")
+		// no -W/-H: the size of the init image
+		code, _, errs := runCLI(t, "run", "-m", model, "-p", "a cat", "--steps", "3", "-o", out,
+			"-i", initPath, "--mask", maskPath, "--strength", "1")
+		if code != exitOK {
+			t.Fatalf("%s: exit %d: %s", model, code, errs)
+		}
+		if _, params := readBack(t, out); !strings.Contains(params, "Denoising strength: 1") {
+			t.Fatalf("inpaint parameters %q", params)
+		}
+	}
+}
+
+func writeFile(t *testing.T, dir, name, text string) string {
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRunQuantizedAtLoad(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "f32.png"), filepath.Join(dir, "q8.png")
+	if code, _, errs := runCLI(t, tinyArgs(a)...); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if code, _, errs := runCLI(t, tinyArgs(b, "--type", "q8_0")...); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	ia, _ := readBack(t, a)
+	ib, _ := readBack(t, b)
+	// q8_0 changes the numbers a little, not the picture
+	worst := 0
+	for y := 0; y < 32; y++ {
+		for x := 0; x < 32; x++ {
+			ra, ga, ba, _ := ia.At(x, y).RGBA()
+			rb, gb, bb, _ := ib.At(x, y).RGBA()
+			for _, d := range []int{int(ra>>8) - int(rb>>8), int(ga>>8) - int(gb>>8), int(ba>>8) - int(bb>>8)} {
+				if d < 0 {
+					d = -d
+				}
+				worst = max(worst, d)
+			}
+		}
+	}
+	if worst > 8 {
+		t.Fatalf("q8_0 image differs from f32 by up to %d levels", worst)
+	}
+	t.Logf("q8_0 vs as stored: max difference %d levels", worst)
+}
+
+func TestRunBatchPattern(t *testing.T) {
+	dir := t.TempDir()
+	code, _, errs := runCLI(t, tinyArgs(filepath.Join(dir, "img-%d.png"), "-b", "2", "-s", "100", "--steps", "2")...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for i, seed := range []string{"Seed: 100", "Seed: 101"} {
+		_, params := readBack(t, filepath.Join(dir, "img-"+string(rune('1'+i))+".png"))
+		if !strings.Contains(params, seed) {
+			t.Fatalf("image %d parameters %q lack %q", i+1, params, seed)
+		}
+	}
+}
+
+func TestRunBadInput(t *testing.T) {
+	dir := t.TempDir()
+	initPath, _ := testImages(t, dir, 32)
+	_, badMask := testImages(t, t.TempDir(), 16)
+	junk := writeFile(t, dir, "junk.png", "not an image")
+	out := filepath.Join(dir, "o.png")
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"missing model", []string{"run", "-m", filepath.Join(dir, "nope.safetensors"), "-p", "x", "-o", out}, exitFailure, "nope.safetensors"},
+		{"no model", []string{"run", "-p", "x"}, exitUsage, "needs a model"},
+		{"unreadable image", tinyArgs(out, "-i", junk), exitFailure, "init image"},
+		{"mask of the wrong size", tinyArgs(out, "-i", initPath, "--mask", badMask), exitFailure, "mask is 16x32"},
+		{"unknown sampler", tinyArgs(out, "--sampler", "nope"), exitFailure, "sampler"},
+		{"negative size", tinyArgs(out, "-W", "-32"), exitUsage, "positive"},
+		{"size not a multiple", tinyArgs(out, "-W", "36"), exitFailure, "multiples of 8"},
+		{"missing output folder", tinyArgs(filepath.Join(dir, "no", "such", "o.png")), exitFailure, "does not exist"},
+		{"read-only output", tinyArgs("/proc/sd-go-test.png"), exitFailure, "cannot write"},
+		{"stray argument", append(tinyArgs(out), "extra"), exitUsage, "no arguments"},
+		{"unknown type", tinyArgs(out, "--type", "q9_9"), exitFailure, "q9_9"},
+		{"unknown compat", tinyArgs(out, "--compat", "comfy"), exitUsage, "--compat"},
+		{"unknown prediction", tinyArgs(out, "--prediction", "x0"), exitFailure, "prediction"},
+	} {
+		code, _, errs := runCLI(t, tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.msg) {
+			t.Errorf("%s: exit %d (want %d), stderr %q (want %q)", tc.name, code, tc.code, errs, tc.msg)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatal("a failed run left an output file")
+	}
+}
+
+func TestRunInterruptExits130WithoutOutput(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "never.png")
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		cancel()
+	}()
+	var o, e bytes.Buffer
+	start := time.Now()
+	code := run(ctx, append([]string{"sd-go"}, tinyArgs(out, "--steps", "10000")...), &o, &e)
+	if code != exitInterrupted {
+		t.Fatalf("exit %d, stderr %q", code, e.String())
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Fatalf("took %v to stop", time.Since(start))
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 0 {
+		t.Fatalf("interrupted run left %d files", len(entries))
+	}
+}
+
+// refImage reads a [1, H, W, 3] float image of testdata/pipeline/ref.safetensors.
+func refImage(t *testing.T, name string) []float32 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "pipeline", "ref.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := binary.LittleEndian.Uint64(b)
+	var hdr map[string]json.RawMessage
+	if err := json.Unmarshal(b[8:8+n], &hdr); err != nil {
+		t.Fatal(err)
+	}
+	var e struct {
+		Dtype   string   `json:"dtype"`
+		Offsets [2]int64 `json:"data_offsets"`
+	}
+	if err := json.Unmarshal(hdr[name], &e); err != nil || e.Dtype != "F32" {
+		t.Fatalf("reference %s: %v", name, err)
+	}
+	data := b[8+n+uint64(e.Offsets[0]) : 8+n+uint64(e.Offsets[1])]
+	out := make([]float32, len(data)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+	}
+	return out
+}
+
+func TestRunReproducesDiffusers(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "d.png")
+	code, _, errs := runCLI(t, "run", "-m", tinyModel, "-p", "a photo of a cat", "-n", "blurry", "-W", "32", "-H", "32",
+		"--steps", "20", "--sampler", "dpm++2m", "--rng", "cpu", "--compat", "diffusers", "-s", "42", "-o", out)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	img, params := readBack(t, out)
+	if !strings.Contains(params, "Sampler: DPM++ 2M") || !strings.Contains(params, "RNG: CPU") {
+		t.Fatalf("parameters %q", params)
+	}
+	want := refImage(t, "t2i_dpmpp2m_s42_image")
+	worst := 0.0
+	for y := 0; y < 32; y++ {
+		for x := 0; x < 32; x++ {
+			r, g, b, _ := img.At(x, y).RGBA()
+			for c, v := range []uint32{r >> 8, g >> 8, b >> 8} {
+				worst = math.Max(worst, math.Abs(float64(v)-float64(want[(y*32+x)*3+c])*255))
+			}
+		}
+	}
+	if worst > 1.01 {
+		t.Fatalf("differs from diffusers' DPM-Solver++ 2M image by up to %.2f levels", worst)
+	}
+}

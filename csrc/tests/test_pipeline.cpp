@@ -1,0 +1,571 @@
+// test_pipeline.cpp — the SD pipeline end to end on the tiny diffusers
+// pipelines of testdata/pipeline (made by testdata/gen/gen_pipeline_ref.py),
+// compared with diffusers runs seeded with a CPU torch.Generator.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "formats/safetensors.h"
+#include "pipeline/pipeline.h"
+#include "sdgo.h"
+#include "tests/testing.h"
+
+using namespace sdgo;
+using namespace sdgo::pipeline;
+
+namespace {
+
+const char * const kModel = "testdata/pipeline/tiny_sd1";
+const char * const kInpaintModel = "testdata/pipeline/tiny_sd1_inpaint";
+const char * const kRef = "testdata/pipeline/ref.safetensors";
+
+Pipeline * get_model(const char * rel) {
+    static std::vector<std::pair<std::string, std::unique_ptr<Pipeline>>> cache;
+    for (auto & c : cache)
+        if (c.first == rel) return c.second.get();
+    LoadOptions o;
+    o.model_path = testing::source_path(rel);
+    o.n_threads = 2;
+    std::unique_ptr<Pipeline> p;
+    Status st = Pipeline::load(o, &p);
+    if (!st.ok()) std::fprintf(stderr, "load %s: %s\n", rel, st.message().c_str());
+    cache.emplace_back(rel, std::move(p));
+    return cache.back().second.get();
+}
+
+const formats::ModelFiles & refs() {
+    static formats::ModelFiles f;
+    static bool loaded = false;
+    if (!loaded) {
+        loaded = true;
+        Status st = formats::load_safetensors(testing::source_path(kRef), &f);
+        if (!st.ok()) std::fprintf(stderr, "%s\n", st.message().c_str());
+    }
+    return f;
+}
+
+std::vector<float> ref_data(const std::string & name) {
+    std::vector<float> v;
+    const formats::TensorEntry * e = refs().find(name);
+    if (!e) {
+        std::fprintf(stderr, "missing reference %s\n", name.c_str());
+        return v;
+    }
+    Status st = formats::tensor_to_f32(*e, &v);
+    if (!st.ok()) std::fprintf(stderr, "%s\n", st.message().c_str());
+    return v;
+}
+
+// max |a - b| relative to max |b|
+double rel_err(const std::vector<float> & a, const std::vector<float> & b) {
+    if (a.size() != b.size() || b.empty()) return 1e30;
+    double m = 0, e = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        m = std::max(m, (double)std::fabs(b[i]));
+        double d = std::fabs((double)a[i] - b[i]);
+        if (!(d <= e)) e = d;
+    }
+    return e / (m > 0 ? m : 1);
+}
+
+Request base_request() {
+    Request r;
+    r.prompt = "a photo of a cat";
+    r.negative_prompt = "blurry";
+    r.width = r.height = 32;
+    r.steps = 8;
+    r.cfg_scale = 7.0f;
+    r.seed = 42;
+    r.sampler = sampling::SamplerType::Euler;
+    r.rng = int(sampling::RngType::Cpu);
+    return r;
+}
+
+std::vector<uint8_t> init_image() {
+    std::vector<float> f = ref_data("init_image");
+    std::vector<uint8_t> u(f.size());
+    for (size_t i = 0; i < f.size(); ++i) u[i] = uint8_t(f[i]);
+    return u;
+}
+
+void compare_run(const Request & r, const std::string & tag, const char * which = kModel) {
+    Pipeline * p = get_model(which);
+    REQUIRE(p != nullptr);
+    Result res;
+    Status st = p->generate(r, Hooks(), &res);
+    if (!st.ok()) std::fprintf(stderr, "%s\n", st.message().c_str());
+    REQUIRE(st.ok());
+    const double el = rel_err(res.latents, ref_data(tag + "_latent"));
+    const double ei = rel_err(res.images, ref_data(tag + "_image"));
+    std::printf("  %-20s latent rel err %.3g, image rel err %.3g\n", tag.c_str(), el, ei);
+    CHECK(el < 1e-3);
+    CHECK(ei < 1e-3);
+}
+
+}  // namespace
+
+TEST(loads_tiny_diffusers_pipeline) {
+    Pipeline * p = get_model(kModel);
+    REQUIRE(p != nullptr);
+    CHECK_EQ(p->summary().family, std::string("sd1"));
+    CHECK_EQ(p->summary().unet_in_channels, 4);
+    CHECK_EQ(p->summary().vae_downscale, 4);
+    CHECK_EQ(p->summary().granularity, 8);
+    CHECK_EQ(p->summary().text_max_positions, 77);
+    Pipeline * q = get_model(kInpaintModel);
+    REQUIRE(q != nullptr);
+    CHECK_EQ(q->summary().unet_in_channels, 9);
+}
+
+TEST(txt2img_euler_matches_diffusers) {
+    Request r = base_request();
+    r.compat = Compat::diffusers;
+    compare_run(r, "t2i_euler_s42");
+    r.seed = 7;
+    compare_run(r, "t2i_euler_s7");
+}
+
+TEST(txt2img_euler_ancestral_matches_diffusers) {
+    Request r = base_request();
+    r.compat = Compat::diffusers;
+    r.sampler = sampling::SamplerType::EulerA;
+    compare_run(r, "t2i_euler_a_s42");
+}
+
+TEST(txt2img_dpmpp2m_matches_diffusers_dpmsolver) {
+    Request r = base_request();
+    r.compat = Compat::diffusers;
+    r.sampler = sampling::SamplerType::Dpmpp2m;
+    r.steps = 20;
+    compare_run(r, "t2i_dpmpp2m_s42");
+}
+
+TEST(sd2_v_prediction_matches_diffusers) {
+    // linear projections, per-level heads, gelu text encoder padded with id 0, v-prediction
+    Pipeline * p = get_model("testdata/pipeline/tiny_sd2_v");
+    REQUIRE(p != nullptr);
+    CHECK_EQ(p->summary().family, std::string("sd2"));
+    CHECK_EQ(p->summary().prediction, std::string("v"));
+    Request r = base_request();
+    r.compat = Compat::diffusers;
+    compare_run(r, "sd2v_t2i_euler_s42", "testdata/pipeline/tiny_sd2_v");
+}
+
+TEST(img2img_matches_diffusers) {
+    Request r = base_request();
+    r.compat = Compat::diffusers;
+    r.steps = 10;
+    r.strength = 0.6f;
+    r.init_rgb = init_image();
+    r.init_width = r.init_height = 32;
+    REQUIRE(r.init_rgb.size() == 32 * 32 * 3);
+    compare_run(r, "i2i_euler_s42");
+}
+
+TEST(inpaint_matches_diffusers) {
+    Request r = base_request();
+    r.compat = Compat::diffusers;
+    r.strength = 1.0f;
+    r.init_rgb = init_image();
+    r.init_width = r.init_height = 32;
+    const std::vector<float> m = ref_data("mask");
+    REQUIRE(m.size() == 32 * 32);
+    r.mask.resize(m.size());
+    for (size_t i = 0; i < m.size(); ++i) r.mask[i] = uint8_t(m[i]);
+    compare_run(r, "inp9_euler_s42", kInpaintModel);  // mask + masked-image latent channels
+    compare_run(r, "inp4_euler_s42", kModel);         // latent blending after every step
+}
+
+TEST(prompt_weights_chunks_and_clip_skip) {
+    Pipeline * p = get_model(kModel);
+    REQUIRE(p != nullptr);
+    std::vector<float> c1, u1, c2, u2, c3, u3;
+    int64_t tokens = 0;
+    REQUIRE(p->encode_prompts("a photo of a cat", "", 0, 64, &c1, &u1, &tokens).ok());
+    CHECK_EQ(c1.size(), size_t(32 * 77));
+    CHECK(c1.size() == u1.size());
+    // weighting changes the conditioning, the unconditional side stays
+    REQUIRE(p->encode_prompts("a photo of a (cat:1.5)", "", 0, 64, &c2, &u2, &tokens).ok());
+    CHECK(c1 != c2);
+    CHECK(u1 == u2);
+    // clip skip 2 takes the penultimate layer
+    REQUIRE(p->encode_prompts("a photo of a cat", "", 2, 64, &c3, &u3, &tokens).ok());
+    CHECK(c1 != c3);
+    CHECK(p->encode_prompts("a photo of a cat", "", 3, 64, &c3, &u3, &tokens).code() == SDGO_ERR_INVALID_ARGUMENT);
+    // a prompt over 75 tokens takes several chunks; the empty negative prompt is
+    // padded to the same length
+    std::string longp;
+    for (int i = 0; i < 100; ++i) longp += "cat ";
+    REQUIRE(p->encode_prompts(longp, "", 0, 64, &c3, &u3, &tokens).ok());
+    CHECK(tokens >= 100);  // "cat" is one or two tokens in the tiny vocabulary
+    const size_t chunks = size_t((tokens + 74) / 75);
+    CHECK(chunks >= 2);
+    CHECK_EQ(c3.size(), size_t(32 * 77) * chunks);
+    CHECK_EQ(u3.size(), size_t(32 * 77) * chunks);
+    // diffusers style: weights are text, long prompts are truncated to one window
+    std::vector<float> d1, d2, du;
+    REQUIRE(p->encode_prompts(longp, "", 0, 64, &d1, &du, &tokens, true).ok());
+    CHECK_EQ(d1.size(), size_t(32 * 77));
+    CHECK(std::equal(d1.begin(), d1.end(), c3.begin()));  // = A1111's first chunk (BOS + 75 + EOS, no commas)
+    REQUIRE(p->encode_prompts("a photo of a cat", "", 0, 64, &d2, &du, &tokens, true).ok());
+    CHECK(d2 == c1);  // unweighted, short: the same as the A1111 path
+    // and generation runs with the longer context
+    Request r = base_request();
+    r.prompt = longp;
+    r.steps = 2;
+    Result res;
+    REQUIRE(p->generate(r, Hooks(), &res).ok());
+}
+
+TEST(vae_override) {
+    Request r = base_request();
+    r.compat = Compat::diffusers;
+    r.steps = 4;
+    Result base, same, other;
+    REQUIRE(get_model(kModel)->generate(r, Hooks(), &base).ok());
+    for (const char * vae : {"testdata/pipeline/tiny_sd1/vae", "testdata/pipeline/tiny_sd2_v/vae"}) {
+        LoadOptions o;
+        o.model_path = testing::source_path(kModel);
+        o.vae_path = testing::source_path(vae);
+        o.n_threads = 2;
+        std::unique_ptr<Pipeline> p;
+        Status st = Pipeline::load(o, &p);
+        if (!st.ok()) std::fprintf(stderr, "%s\n", st.message().c_str());
+        REQUIRE(st.ok());
+        REQUIRE(p->generate(r, Hooks(), vae == std::string("testdata/pipeline/tiny_sd1/vae") ? &same : &other).ok());
+    }
+    CHECK(same.rgb == base.rgb);      // the model's own VAE, given separately
+    CHECK(same.latents == other.latents);  // the VAE does not take part in txt2img sampling
+    CHECK(other.rgb != base.rgb);     // another VAE decodes differently
+    LoadOptions o;
+    o.model_path = testing::source_path(kModel);
+    o.vae_path = testing::source_path("testdata/pipeline/nope.safetensors");
+    std::unique_ptr<Pipeline> p;
+    CHECK(!Pipeline::load(o, &p).ok());
+}
+
+TEST(batch_seeds_increase_by_one) {
+    Pipeline * p = get_model(kModel);
+    REQUIRE(p != nullptr);
+    Request r = base_request();
+    r.rng = int(sampling::RngType::Cuda);
+    r.sampler = sampling::SamplerType::EulerA;
+    r.steps = 4;
+    r.batch = 2;
+    Result both, one, two;
+    REQUIRE(p->generate(r, Hooks(), &both).ok());
+    CHECK_EQ(both.seeds.size(), size_t(2));
+    CHECK_EQ(both.seeds[1], int64_t(43));
+    r.batch = 1;
+    REQUIRE(p->generate(r, Hooks(), &one).ok());
+    r.seed = 43;
+    REQUIRE(p->generate(r, Hooks(), &two).ok());
+    const size_t n = one.rgb.size();
+    REQUIRE(both.rgb.size() == 2 * n);
+    CHECK(std::memcmp(both.rgb.data(), one.rgb.data(), n) == 0);
+    CHECK(std::memcmp(both.rgb.data() + n, two.rgb.data(), n) == 0);
+    CHECK(std::memcmp(one.rgb.data(), two.rgb.data(), n) != 0);
+}
+
+TEST(progress_and_cancel_leave_model_reusable) {
+    Pipeline * p = get_model(kModel);
+    REQUIRE(p != nullptr);
+    Request r = base_request();
+    r.steps = 6;
+    std::vector<int> seen;
+    Hooks h;
+    h.progress = [&](int step, int total, double secs) {
+        seen.push_back(step);
+        CHECK_EQ(total, 6);
+        CHECK(secs >= 0);
+    };
+    Result ref_run;
+    REQUIRE(p->generate(r, h, &ref_run).ok());
+    CHECK_EQ(seen.size(), size_t(6));
+    CHECK_EQ(seen.back(), 6);
+
+    std::atomic<int32_t> flag{0};
+    int last = 0;
+    Hooks hc;
+    hc.cancel = &flag;
+    hc.progress = [&](int step, int, double) {
+        last = step;
+        if (step == 2) flag.store(1);
+    };
+    Result res;
+    Status st = p->generate(r, hc, &res);
+    CHECK_EQ(st.code(), SDGO_ERR_CANCELED);
+    CHECK_EQ(last, 2);  // stopped right after the step that set the flag
+
+    Result again;
+    REQUIRE(p->generate(r, Hooks(), &again).ok());
+    CHECK(again.rgb == ref_run.rgb);
+}
+
+TEST(inpaint_regular_model_keeps_unmasked_latents) {
+    Pipeline * p = get_model(kModel);
+    REQUIRE(p != nullptr);
+    Request r = base_request();
+    r.steps = 6;
+    r.strength = 1.0f;
+    r.init_rgb = init_image();
+    r.init_width = r.init_height = 32;
+    r.mask.assign(32 * 32, 0);
+    Result keep;
+    REQUIRE(p->generate(r, Hooks(), &keep).ok());  // nothing to repaint: the init latent
+    for (int y = 0; y < 32; ++y)
+        for (int x = 16; x < 32; ++x) r.mask[y * 32 + x] = 255;  // repaint the right half
+    Result half;
+    REQUIRE(p->generate(r, Hooks(), &half).ok());
+    const int w = 8, h = 8, C = 4;
+    int same_left = 0, diff_right = 0;
+    for (int c = 0; c < C; ++c)
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x) {
+                const size_t k = size_t(c) * w * h + size_t(y) * w + x;
+                if (x < 4) same_left += keep.latents[k] == half.latents[k];
+                else diff_right += keep.latents[k] != half.latents[k];
+            }
+    CHECK_EQ(same_left, C * h * 4);
+    CHECK(diff_right > C * h * 4 * 9 / 10);
+    // and the kept latent is the init image's: its decode is close to the init image
+    std::vector<uint8_t> init = init_image();
+    double err = 0;
+    for (size_t i = 0; i < init.size(); ++i) err += std::fabs(double(keep.rgb[i]) - init[i]);
+    std::printf("  keep-all decode mean abs diff from init: %.2f (random tiny VAE)\n", err / init.size());
+}
+
+TEST(inpaint_model_uses_mask_channels) {
+    Pipeline * p = get_model(kInpaintModel);
+    REQUIRE(p != nullptr);
+    Request r = base_request();
+    r.steps = 5;
+    r.init_rgb = init_image();
+    r.init_width = r.init_height = 32;
+    // img2img without a mask is refused on an inpainting model
+    Result res;
+    CHECK_EQ(p->generate(r, Hooks(), &res).code(), SDGO_ERR_INVALID_ARGUMENT);
+    r.mask.assign(32 * 32, 0);
+    for (int i = 0; i < 32 * 16; ++i) r.mask[i] = 255;
+    Result a, b;
+    REQUIRE(p->generate(r, Hooks(), &a).ok());
+    // the mask channel matters
+    for (int i = 0; i < 32 * 32; ++i) r.mask[i] = i < 32 * 16 ? 0 : 255;
+    REQUIRE(p->generate(r, Hooks(), &b).ok());
+    CHECK(a.rgb != b.rgb);
+    for (float v : a.latents) CHECK(std::isfinite(v));
+    // txt2img on an inpainting model works too
+    Request t = base_request();
+    t.steps = 3;
+    REQUIRE(p->generate(t, Hooks(), &res).ok());
+    CHECK_EQ(res.rgb.size(), size_t(32 * 32 * 3));
+}
+
+TEST(bad_requests_are_clear_errors) {
+    Pipeline * p = get_model(kModel);
+    REQUIRE(p != nullptr);
+    Result res;
+    auto code = [&](const Request & r) {
+        Status st = p->generate(r, Hooks(), &res);
+        if (!st.ok()) std::printf("  expected error: %s\n", st.message().c_str());
+        return st.code();
+    };
+    Request r = base_request();
+    r.width = 30;
+    CHECK_EQ(code(r), SDGO_ERR_INVALID_ARGUMENT);
+    r = base_request();
+    r.height = -8;
+    CHECK_EQ(code(r), SDGO_ERR_INVALID_ARGUMENT);
+    r = base_request();
+    r.steps = 0;
+    CHECK_EQ(code(r), SDGO_ERR_INVALID_ARGUMENT);
+    r = base_request();
+    r.init_rgb.assign(16 * 16 * 3, 0);
+    r.init_width = r.init_height = 16;
+    CHECK_EQ(code(r), SDGO_ERR_INVALID_ARGUMENT);
+    r = base_request();
+    r.init_rgb = init_image();
+    r.init_width = r.init_height = 32;
+    r.mask.assign(10, 0);
+    CHECK_EQ(code(r), SDGO_ERR_INVALID_ARGUMENT);
+    r.mask.clear();
+    r.strength = 0.0f;
+    CHECK_EQ(code(r), SDGO_ERR_INVALID_ARGUMENT);
+    r = base_request();
+    r.mask.assign(32 * 32, 255);  // mask without init image
+    CHECK_EQ(code(r), SDGO_ERR_INVALID_ARGUMENT);
+    // a prompt of 10,000 tokens is refused (more than 64 chunks)
+    r = base_request();
+    r.prompt.clear();
+    for (int i = 0; i < 10000; ++i) r.prompt += "cat ";
+    CHECK(code(r) != SDGO_OK);
+    // NaN/infinity inside is reported, not written out as an image
+    r = base_request();
+    r.cfg_scale = 3e38f;
+    r.steps = 3;
+    CHECK_EQ(code(r), SDGO_ERR_INTERNAL);
+    // and the model still works
+    r = base_request();
+    r.steps = 2;
+    CHECK_EQ(code(r), SDGO_OK);
+}
+
+TEST(load_errors) {
+    LoadOptions o;
+    std::unique_ptr<Pipeline> p;
+    CHECK_EQ(Pipeline::load(o, &p).code(), SDGO_ERR_INVALID_ARGUMENT);
+    o.model_path = testing::source_path("testdata/pipeline/does_not_exist.safetensors");
+    CHECK(!Pipeline::load(o, &p).ok());
+    CHECK(p == nullptr);
+    o.model_path = testing::source_path(kModel);
+    o.weight_type = "q3_z";
+    CHECK_EQ(Pipeline::load(o, &p).code(), SDGO_ERR_INVALID_ARGUMENT);
+    o.weight_type = "q2_K";  // a ggml type, but not one we convert to
+    CHECK_EQ(Pipeline::load(o, &p).code(), SDGO_ERR_UNSUPPORTED);
+    o.model_path = testing::source_path("testdata/models/sdxl_ldm.safetensors");
+    o.weight_type.clear();
+    Status st = Pipeline::load(o, &p);
+    std::printf("  sdxl: %s\n", st.message().c_str());
+    CHECK_EQ(st.code(), SDGO_ERR_UNSUPPORTED);
+}
+
+TEST(prediction_override) {
+    LoadOptions o;
+    o.model_path = testing::source_path("testdata/pipeline/tiny_sd2_v");
+    o.n_threads = 2;
+    o.prediction = "epsilon";
+    std::unique_ptr<Pipeline> p;
+    REQUIRE(Pipeline::load(o, &p).ok());
+    CHECK_EQ(p->summary().prediction, std::string("epsilon"));
+    Request r = base_request();
+    r.compat = Compat::diffusers;
+    Result eps, v;
+    REQUIRE(p->generate(r, Hooks(), &eps).ok());
+    REQUIRE(get_model("testdata/pipeline/tiny_sd2_v")->generate(r, Hooks(), &v).ok());
+    CHECK(eps.latents != v.latents);
+    o.prediction = "x0";
+    CHECK_EQ(Pipeline::load(o, &p).code(), SDGO_ERR_UNSUPPORTED);
+}
+
+TEST(weight_types_at_load) {
+    Request r = base_request();
+    r.compat = Compat::diffusers;
+    const std::vector<float> want = ref_data("t2i_euler_s42_latent");
+    struct Case {
+        const char * type;
+        double tol;
+    };
+    for (const Case & c : {Case{"f32", 1e-3}, Case{"f16", 1e-3}, Case{"q8_0", 0.05}, Case{"q4_0", 0.5}}) {
+        LoadOptions o;
+        o.model_path = testing::source_path(kModel);
+        o.n_threads = 2;
+        o.weight_type = c.type;
+        std::unique_ptr<Pipeline> p;
+        Status st = Pipeline::load(o, &p);
+        if (!st.ok()) std::fprintf(stderr, "%s: %s\n", c.type, st.message().c_str());
+        REQUIRE(st.ok());
+        Result res;
+        st = p->generate(r, Hooks(), &res);
+        if (!st.ok()) std::fprintf(stderr, "%s: %s\n", c.type, st.message().c_str());
+        REQUIRE(st.ok());
+        const double e = rel_err(res.latents, want);
+        std::printf("  weights %-5s latent rel err vs diffusers f32: %.3g\n", c.type, e);
+        CHECK(e < c.tol);
+        // the tiny weights are f16 values: f32 and f16 are exact, the block types are not
+        if (std::string(c.type) == "q8_0" || std::string(c.type) == "q4_0") CHECK(e > 1e-5);
+    }
+}
+
+
+// ---- the C ABI (sdgo.h "Models and generation") ----
+
+TEST(c_abi_model_request_generate) {
+    char err[256] = {0};
+    sdgo_model * m = nullptr;
+    CHECK_EQ(sdgo_model_load(nullptr, nullptr, nullptr, nullptr, nullptr, 2, &m, err, sizeof err), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK(m == nullptr);
+    CHECK_EQ(sdgo_model_load(testing::source_path(kModel).c_str(), nullptr, nullptr, "nope", nullptr, 2, &m, err, sizeof err),
+             SDGO_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(sdgo_model_load(testing::source_path(kModel).c_str(), nullptr, nullptr, nullptr, "x0", 2, &m, err, sizeof err),
+             SDGO_ERR_INVALID_ARGUMENT);
+    CHECK(std::string(err).find("x0") != std::string::npos);
+    REQUIRE(sdgo_model_load(testing::source_path(kModel).c_str(), "", "", "cpu", "", 2, &m, err, sizeof err) == SDGO_OK);
+    REQUIRE(m != nullptr);
+
+    char info[512];
+    size_t needed = 0;
+    CHECK_EQ(sdgo_model_info(m, info, 4, &needed), SDGO_ERR_BUFFER_TOO_SMALL);
+    REQUIRE(needed > 4 && needed <= sizeof info);
+    REQUIRE(sdgo_model_info(m, info, sizeof info, &needed) == SDGO_OK);
+    CHECK(std::string(info).find("\"family\":\"sd1\"") != std::string::npos);
+    CHECK(std::string(info).find("\"granularity\":8") != std::string::npos);
+
+    sdgo_request * r = sdgo_request_new();
+    REQUIRE(r != nullptr);
+    CHECK_EQ(sdgo_request_set_str(r, SDGO_REQ_SAMPLER, "bogus"), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK(std::string(sdgo_request_error(r)).find("bogus") != std::string::npos);
+    CHECK_EQ(sdgo_request_set_i64(r, SDGO_REQ_PROMPT, 3), SDGO_ERR_INVALID_ARGUMENT);  // wrong kind of key
+    CHECK_EQ(sdgo_request_set_i64(r, SDGO_REQ_WIDTH, int64_t(1) << 40), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(sdgo_request_set_image(r, SDGO_REQ_MASK, (const uint8_t *)"x", 1, 1, 3), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(sdgo_request_set_str(r, SDGO_REQ_PROMPT, "a photo of a cat"), SDGO_OK);
+    CHECK_EQ(sdgo_request_set_str(r, SDGO_REQ_NEGATIVE_PROMPT, "blurry"), SDGO_OK);
+    CHECK_EQ(sdgo_request_set_str(r, SDGO_REQ_SAMPLER, "euler"), SDGO_OK);
+    CHECK_EQ(sdgo_request_set_str(r, SDGO_REQ_COMPAT, "diffusers"), SDGO_OK);
+    CHECK_EQ(sdgo_request_set_i64(r, SDGO_REQ_WIDTH, 32), SDGO_OK);
+    CHECK_EQ(sdgo_request_set_i64(r, SDGO_REQ_HEIGHT, 32), SDGO_OK);
+    CHECK_EQ(sdgo_request_set_i64(r, SDGO_REQ_STEPS, 8), SDGO_OK);
+    CHECK_EQ(sdgo_request_set_i64(r, SDGO_REQ_SEED, 42), SDGO_OK);
+    CHECK_EQ(sdgo_request_set_f64(r, SDGO_REQ_CFG_SCALE, 7.0), SDGO_OK);
+
+    std::vector<uint8_t> out(32 * 32 * 3);
+    CHECK_EQ(sdgo_generate(m, r, nullptr, nullptr, nullptr, out.data(), 10, &needed), SDGO_ERR_BUFFER_TOO_SMALL);
+    CHECK_EQ(needed, out.size());
+
+    // a cancel token triggered before the call stops it at once
+    sdgo_cancel * c = sdgo_cancel_new();
+    REQUIRE(c != nullptr);
+    sdgo_cancel_trigger(c);
+    CHECK_EQ(sdgo_generate(m, r, c, nullptr, nullptr, out.data(), out.size(), &needed), SDGO_ERR_CANCELED);
+    CHECK(std::string(sdgo_model_error(m)).find("cancel") != std::string::npos);
+    sdgo_cancel_reset(c);
+
+    struct Seen {
+        int encode = 0, sample = 0, decode = 0, last_step = 0;
+    } seen;
+    auto cb = [](int32_t phase, int32_t step, int32_t total, int64_t ms, void * ud) {
+        Seen * s = static_cast<Seen *>(ud);
+        if (phase == SDGO_PHASE_ENCODE) s->encode++;
+        if (phase == SDGO_PHASE_SAMPLE) {
+            s->sample++;
+            s->last_step = step;
+            CHECK_EQ(total, 8);
+        }
+        if (phase == SDGO_PHASE_DECODE) s->decode++;
+        CHECK(ms >= 0);
+    };
+    REQUIRE(sdgo_generate(m, r, c, cb, &seen, out.data(), out.size(), &needed) == SDGO_OK);
+    CHECK_EQ(seen.encode, 1);
+    CHECK_EQ(seen.sample, 8);
+    CHECK_EQ(seen.last_step, 8);
+    CHECK_EQ(seen.decode, 1);
+    CHECK_EQ(std::string(sdgo_model_error(m)), std::string());
+    // the same pixels as diffusers (8-bit rounding of its float image)
+    const std::vector<float> want = ref_data("t2i_euler_s42_image");
+    REQUIRE(want.size() == out.size());
+    int worst = 0;
+    for (size_t i = 0; i < out.size(); ++i)
+        worst = std::max(worst, std::abs(int(out[i]) - int(std::lround(want[i] * 255.0f))));
+    CHECK(worst <= 1);
+
+    sdgo_cancel_free(c);
+    sdgo_request_free(r);
+    sdgo_model_free(m);
+    sdgo_model_free(nullptr);
+    sdgo_request_free(nullptr);
+    sdgo_cancel_free(nullptr);
+}
