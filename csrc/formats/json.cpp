@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <unordered_set>
 
 namespace sdgo::formats {
 
@@ -216,12 +217,16 @@ struct Parser {
             i++;
             ws();
             if (i < n && s[i] == '}') { i++; return true; }
+            // Keys seen so far, for the duplicate check: a set keeps it
+            // linear, where scanning the members would be quadratic (a
+            // hostile header with many keys must not stall the reader).
+            std::unordered_set<std::string> seen;
             for (;;) {
                 ws();
                 std::string key;
                 if (!string(&key)) return false;
-                for (const auto & m : v->members)
-                    if (m.first == key) return fail(("duplicate key \"" + key.substr(0, 80) + "\"").c_str());
+                if (!seen.insert(key).second)
+                    return fail(("duplicate key \"" + key.substr(0, 80) + "\"").c_str());
                 ws();
                 if (i >= n || s[i] != ':') return fail("expected ':'");
                 i++;

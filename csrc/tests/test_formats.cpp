@@ -184,6 +184,23 @@ TEST(json_parses_values_strictly) {
     CHECK(json_parse(q.data(), q.size(), &j).ok());
 }
 
+TEST(json_objects_with_many_keys) {
+    // A header with tens of thousands of keys (a vocab.json has 49408) parses,
+    // and a duplicate at the very end is still caught.
+    std::string text = "{";
+    for (int i = 0; i < 60000; i++) text += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":" + std::to_string(i);
+    Json j;
+    std::string ok = text + "}";
+    REQUIRE(json_parse(ok.data(), ok.size(), &j).ok());
+    CHECK_EQ(j.members.size(), (size_t)60000);
+    int64_t v = 0;
+    CHECK(j.members.back().second.as_int64(&v) && v == 59999);
+    std::string dup = text + ",\"k123\":0}";
+    Status st = json_parse(dup.data(), dup.size(), &j);
+    CHECK_EQ(st.code(), SDGO_ERR_FORMAT);
+    CHECK(st.message().find("duplicate key \"k123\"") != std::string::npos);
+}
+
 // --------------------------------------------------------- safetensors ----
 
 TEST(safetensors_reads_every_tensor_intact) {
