@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "cpu/gemm_micro.h"
+#include "types/types.h"
 
 namespace sdgo::cpu::scalar_isa {
 
@@ -54,35 +55,8 @@ void pack_rows(const float * src, int64_t lds, int64_t rows, int nd, float * dst
     }
 }
 
-float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f;
-    uint32_t mant = h & 0x3ff;
-    uint32_t bits;
-    if (exp == 0) {
-        if (mant == 0) {
-            bits = sign;
-        } else {
-            int e = -1;
-            do {
-                e++;
-                mant <<= 1;
-            } while ((mant & 0x400) == 0);
-            mant &= 0x3ff;
-            bits = sign | (uint32_t)(127 - 15 - e) << 23 | mant << 13;
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | mant << 13;
-    } else {
-        bits = sign | (exp + 127 - 15) << 23 | mant << 13;
-    }
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-}
-
 void f16_to_f32(const uint16_t * src, float * dst, int64_t n) {
-    for (int64_t i = 0; i < n; i++) dst[i] = half_to_float(src[i]);
+    for (int64_t i = 0; i < n; i++) dst[i] = ::sdgo::fp16_to_fp32(src[i]);
 }
 
 void bf16_to_f32(const uint16_t * src, float * dst, int64_t n) {

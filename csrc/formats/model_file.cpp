@@ -6,26 +6,6 @@ namespace sdgo::formats {
 
 namespace {
 
-struct GgmlTypeRow {
-    int32_t id;
-    const char * name;
-    int64_t block;
-    size_t size;
-};
-
-// spec-formats.md §2.1 (ggml's type table; removed ids are absent).
-const GgmlTypeRow kGgmlTypes[] = {
-    {0, "f32", 1, 4},         {1, "f16", 1, 2},          {2, "q4_0", 32, 18},     {3, "q4_1", 32, 20},
-    {6, "q5_0", 32, 22},      {7, "q5_1", 32, 24},       {8, "q8_0", 32, 34},     {9, "q8_1", 32, 36},
-    {10, "q2_K", 256, 84},    {11, "q3_K", 256, 110},    {12, "q4_K", 256, 144},  {13, "q5_K", 256, 176},
-    {14, "q6_K", 256, 210},   {15, "q8_K", 256, 292},    {16, "iq2_xxs", 256, 66}, {17, "iq2_xs", 256, 74},
-    {18, "iq3_xxs", 256, 98}, {19, "iq1_s", 256, 50},    {20, "iq4_nl", 32, 18},  {21, "iq3_s", 256, 110},
-    {22, "iq2_s", 256, 82},   {23, "iq4_xs", 256, 136},  {24, "i8", 1, 1},        {25, "i16", 1, 2},
-    {26, "i32", 1, 4},        {27, "i64", 1, 8},         {28, "f64", 1, 8},       {29, "iq1_m", 256, 56},
-    {30, "bf16", 1, 2},       {34, "tq1_0", 256, 54},    {35, "tq2_0", 256, 66},  {39, "mxfp4", 32, 17},
-    {40, "nvfp4", 64, 36},    {41, "q1_0", 128, 18},     {42, "q2_0", 64, 18},
-};
-
 bool mul_ok(uint64_t a, uint64_t b, uint64_t * out) {
     if (a != 0 && b > UINT64_MAX / a) return false;
     *out = a * b;
@@ -35,15 +15,12 @@ bool mul_ok(uint64_t a, uint64_t b, uint64_t * out) {
 }  // namespace
 
 bool ggml_type_info(int32_t id, int64_t * block_size, size_t * type_size, const char ** name) {
-    for (const auto & r : kGgmlTypes) {
-        if (r.id == id) {
-            if (block_size) *block_size = r.block;
-            if (type_size) *type_size = r.size;
-            if (name) *name = r.name;
-            return true;
-        }
-    }
-    return false;
+    const TypeTraits * tt = type_traits(id);  // the engine's one type table (types/types.h)
+    if (!tt) return false;
+    if (block_size) *block_size = tt->block_size;
+    if (type_size) *type_size = tt->type_size;
+    if (name) *name = tt->name;
+    return true;
 }
 
 const char * ggml_type_name(int32_t id) {
@@ -217,61 +194,6 @@ Status shape_to_ne(const std::vector<int64_t> & shape, TensorEntry * t) {
     return Status();
 }
 
-float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31;
-    uint32_t exp = (h >> 10) & 0x1F;
-    uint32_t man = h & 0x3FF;
-    uint32_t u;
-    if (exp == 0) {
-        if (man == 0) {
-            u = sign;
-        } else {
-            int e = -1;
-            do { e++; man <<= 1; } while (!(man & 0x400));
-            man &= 0x3FF;
-            u = sign | ((uint32_t)(127 - 15 - e) << 23) | (man << 13);
-        }
-    } else if (exp == 31) {
-        u = sign | 0x7F800000u | (man << 13);
-    } else {
-        u = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
-
-uint16_t float_to_half(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    uint32_t sign = (u >> 16) & 0x8000;
-    uint32_t a = u & 0x7FFFFFFF;
-    if (a > 0x7F800000) return (uint16_t)(sign | 0x7E00);
-    if (a >= 0x477FF000) return (uint16_t)(sign | 0x7C00);  // rounds to inf
-    if (a < 0x38800000) {  // subnormal or zero in half
-        if (a < 0x33000000) return (uint16_t)sign;
-        uint32_t e = a >> 23;
-        uint32_t m = (a & 0x7FFFFF) | 0x800000;
-        uint32_t shift = 126 - e;  // in [14, 24]: value = M * 2^-24 >> shift in half-subnormal units
-        uint32_t rem = m & ((1u << shift) - 1);
-        uint32_t half = 1u << (shift - 1);
-        uint32_t r = m >> shift;
-        if (rem > half || (rem == half && (r & 1))) r++;
-        return (uint16_t)(sign | r);
-    }
-    uint32_t r = ((a >> 13) - (112u << 10));
-    uint32_t rem = a & 0x1FFF;
-    if (rem > 0x1000 || (rem == 0x1000 && (r & 1))) r++;
-    return (uint16_t)(sign | r);
-}
-
-float bfloat_to_float(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
-
 Status tensor_to_f32(const TensorEntry & t, std::vector<float> * out) {
     int64_t n = t.nelements();
     const uint8_t * p = t.data;
@@ -286,8 +208,8 @@ Status tensor_to_f32(const TensorEntry & t, std::vector<float> * out) {
     if (t.is_ggml()) {
         switch (t.type) {
             case DType::f32: SDGO_TRY(need(4)); for (int64_t i = 0; i < n; i++) std::memcpy(&o[i], p + 4 * i, 4); return Status();
-            case DType::f16: SDGO_TRY(need(2)); for (int64_t i = 0; i < n; i++) { uint16_t h; std::memcpy(&h, p + 2 * i, 2); o[i] = half_to_float(h); } return Status();
-            case DType::bf16: SDGO_TRY(need(2)); for (int64_t i = 0; i < n; i++) { uint16_t h; std::memcpy(&h, p + 2 * i, 2); o[i] = bfloat_to_float(h); } return Status();
+            case DType::f16: SDGO_TRY(need(2)); for (int64_t i = 0; i < n; i++) { uint16_t h; std::memcpy(&h, p + 2 * i, 2); o[i] = fp16_to_fp32(h); } return Status();
+            case DType::bf16: SDGO_TRY(need(2)); for (int64_t i = 0; i < n; i++) { uint16_t h; std::memcpy(&h, p + 2 * i, 2); o[i] = bf16_to_fp32(h); } return Status();
             case DType::f64: SDGO_TRY(need(8)); for (int64_t i = 0; i < n; i++) { double d; std::memcpy(&d, p + 8 * i, 8); o[i] = (float)d; } return Status();
             case DType::i8: SDGO_TRY(need(1)); for (int64_t i = 0; i < n; i++) o[i] = (float)(int8_t)p[i]; return Status();
             case DType::i16: SDGO_TRY(need(2)); for (int64_t i = 0; i < n; i++) { int16_t v; std::memcpy(&v, p + 2 * i, 2); o[i] = (float)v; } return Status();

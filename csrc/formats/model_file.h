@@ -33,9 +33,10 @@ enum class StoredType : int32_t {
 const char * stored_type_name(StoredType t);   // "u8", "f8_e4m3", ...; "ggml" for ggml
 int stored_type_bits(StoredType t);            // bits per element (0 for ggml)
 
-// ggml's block layout for a type id (full table of spec-formats.md §2.1,
-// including types the engine cannot compute with). Returns false for ids that
-// are unknown or removed (4, 5, 31-33, 36-38, >= 43).
+// ggml's block layout for a type id, from the engine's type table
+// (types/types.h), which has a row for every id ggml knows, including types
+// the engine cannot compute with. Returns false for ids that are unknown or
+// removed (4, 5, 31-33, 36-38, >= 43).
 bool ggml_type_info(int32_t id, int64_t * block_size, size_t * type_size, const char ** name);
 // Name for a ggml id, "?" when unknown.
 const char * ggml_type_name(int32_t id);
@@ -107,8 +108,5 @@ Status shape_to_ne(const std::vector<int64_t> & shape, TensorEntry * t);
 // ggml block types whose to_f32 the type table provides). For tests and tools.
 Status tensor_to_f32(const TensorEntry & t, std::vector<float> * out);
 
-float half_to_float(uint16_t h);    // IEEE binary16 -> f32
-uint16_t float_to_half(float f);    // round to nearest even
-float bfloat_to_float(uint16_t h);
 
 }  // namespace sdgo::formats

@@ -147,7 +147,7 @@ std::vector<float> dequant_q8_0(const TensorEntry & t) {
         const uint8_t * p = t.data + b * 34;
         uint16_t h;
         std::memcpy(&h, p, 2);
-        float d = half_to_float(h);
+        float d = fp16_to_fp32(h);
         for (int k = 0; k < 32; k++) out.push_back(d * (float)(int8_t)p[2 + k]);
     }
     return out;
@@ -222,7 +222,7 @@ TEST(safetensors_reads_every_tensor_intact) {
 
 TEST(safetensors_writer_roundtrip_and_layout) {
     std::vector<float> a = {1.5f, -2.0f, 3.25f, 0.0f, 7.0f, 8.0f};
-    std::vector<uint16_t> h = {float_to_half(0.5f), float_to_half(-1.0f), float_to_half(65504.0f)};
+    std::vector<uint16_t> h = {fp32_to_fp16(0.5f), fp32_to_fp16(-1.0f), fp32_to_fp16(65504.0f)};
     std::vector<int64_t> ids = {0, 1, 2, 3};
     uint8_t u8[3] = {1, 2, 255};
     std::vector<SafetensorsTensor> ts = {

@@ -610,7 +610,7 @@ TEST(weights_fix_alignment_and_types) {
     const float vals[3] = {1.5f, -2.25f, 3.0f};
     std::memcpy(buf + 1, vals, sizeof vals);
     alignas(64) static uint16_t half[3];
-    for (int i = 0; i < 3; i++) half[i] = formats::float_to_half(vals[i]);
+    for (int i = 0; i < 3; i++) half[i] = fp32_to_fp16(vals[i]);
     formats::ModelFiles mf;
     formats::TensorEntry a;
     a.name = "a";
