@@ -555,3 +555,25 @@ TEST(apply_emphasis_restores_mean) {
     CHECK_EQ(apply_emphasis(z2.data(), m.data(), B, 100, D).code(), SDGO_ERR_INVALID_ARGUMENT);
     CHECK_EQ(apply_emphasis(nullptr, m.data(), B, T, D).code(), SDGO_ERR_INVALID_ARGUMENT);
 }
+
+TEST(hostile_vocab_json_is_refused) {
+    const std::string merges = "#version: 0.2\na b\n";
+    struct Case {
+        const char * vocab;
+        const char * want;
+    } cases[] = {
+        {"{\"a\":0,\"b\":1,\"ab\":99999999999}", "far beyond"},    // would size a table of 10^11
+        {"{\"a\":0,\"b\":\"one\"}", "no non-negative integer id"},
+        {"{\"a\":0,\"b\":-1}", "no non-negative integer id"},
+        {"{\"a\":0,\"a\":1}", "duplicate key"},
+        {"[\"a\",\"b\"]", "expected an object"},
+        {"{\"a\":0,", "vocab.json"},
+    };
+    for (const auto & c : cases) {
+        ClipTokenizer t;
+        Status st = t.load_vocab_merges(c.vocab, merges);
+        CHECK_EQ(st.code(), SDGO_ERR_FORMAT);
+        CHECK(st.message().find(c.want) != std::string::npos);
+        CHECK_EQ(t.vocab_size(), size_t(0));  // a failed load leaves it empty
+    }
+}

@@ -212,114 +212,6 @@ Status read_file(const std::string & path, std::string * out) {
     return Status();
 }
 
-// A reader for vocab.json: one flat JSON object mapping strings to
-// non-negative integers, e.g. {"!": 0, "\"": 1, ...}. Written for this one
-// shape so that a 49 408-entry file loads in milliseconds.
-class VocabJsonReader {
-public:
-    VocabJsonReader(const std::string & s) : s_(s) {}
-
-    Status read(std::vector<std::pair<std::string, int64_t>> * out) {
-        ws();
-        if (!eat('{')) return fail("expected '{'");
-        ws();
-        if (eat('}')) return tail();
-        for (;;) {
-            std::string key;
-            int64_t id = 0;
-            ws();
-            SDGO_TRY(str(&key));
-            ws();
-            if (!eat(':')) return fail("expected ':'");
-            ws();
-            SDGO_TRY(integer(&id));
-            out->emplace_back(std::move(key), id);
-            ws();
-            if (eat(',')) continue;
-            if (eat('}')) return tail();
-            return fail("expected ',' or '}'");
-        }
-    }
-
-private:
-    Status fail(const char * what) const {
-        return error(SDGO_ERR_FORMAT, "vocab.json: %s at byte %zu", what, i_);
-    }
-    void ws() {
-        while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
-    }
-    bool eat(char c) {
-        if (i_ < s_.size() && s_[i_] == c) { ++i_; return true; }
-        return false;
-    }
-    Status tail() {
-        ws();
-        return i_ == s_.size() ? Status() : fail("trailing data");
-    }
-    bool hex4(uint32_t * v) {
-        if (s_.size() - i_ < 4) return false;
-        *v = 0;
-        for (int k = 0; k < 4; ++k) {
-            char c = s_[i_++];
-            *v <<= 4;
-            if (c >= '0' && c <= '9') *v |= uint32_t(c - '0');
-            else if (c >= 'a' && c <= 'f') *v |= uint32_t(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F') *v |= uint32_t(c - 'A' + 10);
-            else return false;
-        }
-        return true;
-    }
-    Status str(std::string * out) {
-        if (!eat('"')) return fail("expected a string");
-        for (;;) {
-            if (i_ >= s_.size()) return fail("unterminated string");
-            char c = s_[i_++];
-            if (c == '"') return Status();
-            if (uint8_t(c) < 0x20) return fail("control character in string");
-            if (c != '\\') { out->push_back(c); continue; }
-            if (i_ >= s_.size()) return fail("unterminated escape");
-            char e = s_[i_++];
-            switch (e) {
-                case '"': out->push_back('"'); break;
-                case '\\': out->push_back('\\'); break;
-                case '/': out->push_back('/'); break;
-                case 'b': out->push_back('\b'); break;
-                case 'f': out->push_back('\f'); break;
-                case 'n': out->push_back('\n'); break;
-                case 'r': out->push_back('\r'); break;
-                case 't': out->push_back('\t'); break;
-                case 'u': {
-                    uint32_t cp;
-                    if (!hex4(&cp)) return fail("bad \\u escape");
-                    if (cp >= 0xD800 && cp < 0xDC00) {
-                        uint32_t lo;
-                        if (!(eat('\\') && eat('u') && hex4(&lo) && lo >= 0xDC00 && lo < 0xE000))
-                            return fail("unpaired surrogate");
-                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    } else if (cp >= 0xDC00 && cp < 0xE000) {
-                        return fail("unpaired surrogate");
-                    }
-                    utf8_append(cp, out);
-                    break;
-                }
-                default: return fail("bad escape");
-            }
-        }
-    }
-    Status integer(int64_t * v) {
-        size_t b = i_;
-        *v = 0;
-        while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') {
-            *v = *v * 10 + (s_[i_++] - '0');
-            if (*v >= (int64_t(1) << 24)) return fail("token id out of range");
-        }
-        if (i_ == b) return fail("expected a non-negative integer id");
-        return Status();
-    }
-
-    const std::string & s_;
-    size_t i_ = 0;
-};
 
 }  // namespace
 
@@ -461,15 +353,27 @@ Status ClipTokenizer::load_folder(const std::string & dir, int32_t * pad_id) {
 }
 
 Status ClipTokenizer::load_vocab_merges_impl(const std::string & vocab_json, const std::string & merges_txt) {
+    // vocab.json is one flat object mapping token strings to ids.
+    formats::Json doc;
+    SDGO_TRY(formats::json_parse(vocab_json.data(), vocab_json.size(), &doc).wrap("vocab.json"));
+    if (doc.kind != formats::Json::object) return error(SDGO_ERR_FORMAT, "vocab.json: expected an object");
     std::vector<std::pair<std::string, int64_t>> entries;
-    entries.reserve(kClipVocabSize);
-    SDGO_TRY(VocabJsonReader(vocab_json).read(&entries));
+    entries.reserve(doc.members.size());
+    for (auto & m : doc.members) {
+        int64_t id;
+        if (!m.second.as_int64(&id) || id < 0)
+            return error(SDGO_ERR_FORMAT, "vocab.json: token \"%.40s\" has no non-negative integer id", m.first.c_str());
+        entries.emplace_back(std::move(m.first), id);
+    }
     vocab_.clear();
     id_to_token_.clear();
     merges_.clear();
     int64_t max_id = -1;
     for (const auto & e : entries) max_id = std::max(max_id, e.second);
     if (max_id < 0) return error(SDGO_ERR_FORMAT, "vocab.json: empty vocabulary");
+    // Ids index a table: an absurd id in a hostile file must not allocate gigabytes.
+    if (max_id >= int64_t(entries.size()) + 1024)
+        return error(SDGO_ERR_FORMAT, "vocab.json: id %lld is far beyond the %zu tokens", (long long)max_id, entries.size());
     id_to_token_.assign(size_t(max_id + 1), std::string());
     vocab_.reserve(entries.size());
     for (auto & e : entries) {
