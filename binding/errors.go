@@ -22,6 +22,7 @@ const (
 	StatusInternal        Status = -8
 )
 
+// String is the status's short name, as sdgo_status_name gives it.
 func (s Status) String() string {
 	switch s {
 	case StatusOK:
@@ -65,6 +66,7 @@ type Error struct {
 	Msg    string // the engine's message
 }
 
+// Error formats the failure as "sdgo: OP: MESSAGE".
 func (e *Error) Error() string {
 	msg := e.Msg
 	if msg == "" {
@@ -106,6 +108,7 @@ type LibraryNotFoundError struct {
 	Tried []Attempt
 }
 
+// Error lists every place tried, one per line.
 func (e *LibraryNotFoundError) Error() string {
 	var b strings.Builder
 	b.WriteString("sdgo: cannot load the engine library (build it with `make`, or set SDGO_LIBRARY to libsdgo's path); tried:")
@@ -122,6 +125,7 @@ type ABIMismatchError struct {
 	Have, Want int32
 }
 
+// Error names the file and both ABI versions.
 func (e *ABIMismatchError) Error() string {
 	return fmt.Sprintf("sdgo: %s implements ABI version %d, this program needs %d (rebuild the library or the program)", e.Path, e.Have, e.Want)
 }

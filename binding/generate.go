@@ -55,6 +55,7 @@ const (
 	PhaseDecode Phase = 2
 )
 
+// String names the phase ("encode", "sample", ...).
 func (p Phase) String() string {
 	switch p {
 	case PhaseEncode:

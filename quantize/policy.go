@@ -28,6 +28,7 @@ type Rule struct {
 	Type    Type
 }
 
+// String writes the rule back as "REGEX=TYPE".
 func (r Rule) String() string { return r.Pattern.String() + "=" + r.Type.String() }
 
 // ErrBadRules is matched (errors.Is) by every error of ParseRules.
