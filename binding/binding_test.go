@@ -14,7 +14,7 @@ import (
 
 // loadLib loads the real library from the build folder (make builds it).
 // There is no mock: a missing library fails the test.
-func loadLib(t *testing.T) *Library {
+func loadLib(t testing.TB) *Library {
 	t.Helper()
 	lib, err := Load(LoadOptions{})
 	if err != nil {

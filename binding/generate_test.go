@@ -22,7 +22,7 @@ var (
 	tinyRef          = filepath.Join("..", "testdata", "pipeline", "ref.safetensors")
 )
 
-func loadTiny(t *testing.T, path string) *Model {
+func loadTiny(t testing.TB, path string) *Model {
 	t.Helper()
 	lib := loadLib(t)
 	m, err := lib.LoadModel(path, ModelOptions{Threads: 2})
