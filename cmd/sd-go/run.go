@@ -125,6 +125,9 @@ func runAction(c *cli.Context) error {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			return fmt.Errorf("output folder %s does not exist", dir)
 		}
+		if err := checkWritable(dir); err != nil {
+			return fmt.Errorf("cannot write into %s: %w", dir, err)
+		}
 	}
 
 	req := binding.Request{
@@ -468,6 +471,18 @@ func readParameters(b []byte) (string, error) {
 
 // writeImageAtomic encodes to a temp file beside path and renames it into
 // place, so no partial file is ever visible under path.
+// checkWritable finds out before the (long) generation whether files can
+// be created in dir, by creating and removing an empty temp file there.
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".sd-go-*.tmp")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
 func writeImageAtomic(path string, img image.Image, params string) error {
 	data, err := encodeImage(path, img, params)
 	if err != nil {
