@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "sampling/rng.h"
+#include "ref_text.h"
 #include "testing.h"
 
 using namespace sdgo;
@@ -21,32 +22,10 @@ using namespace sdgo::sampling;
 
 namespace {
 
-using RefMap = std::map<std::string, std::vector<float>>;
-
-// Reads `key count v0 v1 ...` lines ('#' starts a comment line).
-RefMap load_ref(const std::string & rel) {
-    RefMap m;
-    std::ifstream f(testing::source_path(rel));
-    std::string line;
-    while (std::getline(f, line)) {
-        if (line.empty() || line[0] == '#') continue;
-        std::istringstream is(line);
-        std::string key;
-        size_t n = 0;
-        is >> key >> n;
-        std::vector<float> v(n);
-        for (size_t i = 0; i < n; ++i) {
-            std::string tok;
-            is >> tok;
-            v[i] = std::strtof(tok.c_str(), nullptr);
-        }
-        m[key] = std::move(v);
-    }
-    return m;
-}
+using testing::RefMap;
 
 const RefMap & cpu_ref() {
-    static const RefMap m = load_ref("testdata/sampling/ref.txt");
+    static const RefMap m = testing::load_ref_text("testdata/sampling/ref.txt");
     return m;
 }
 
@@ -121,7 +100,7 @@ TEST(philox_matches_a1111_numpy) {
 
 TEST(philox_block_matches_reference_words) {
     // Philox 4x32-10 words for seed 0, counters (0, 0, i, 0), i < 12.
-    const RefMap m = load_ref("testdata/sampling/cuda_ref.txt");
+    const RefMap m = testing::load_ref_text("testdata/sampling/cuda_ref.txt");
     for (int w = 0; w < 4; ++w) {
         char key[64];
         std::snprintf(key, sizeof key, "philox_words_s0_n12_w%d", w);
@@ -190,7 +169,7 @@ TEST(philox_statistics_look_normal) {
 TEST(philox_matches_torch_cuda_generator) {
     // Recorded on a CUDA machine: torch.Generator("cuda").manual_seed(s),
     // torch.randn(n, generator=g, device="cuda").
-    const RefMap m = load_ref("testdata/sampling/cuda_ref.txt");
+    const RefMap m = testing::load_ref_text("testdata/sampling/cuda_ref.txt");
     REQUIRE(!m.empty());
     int checked = 0, exact = 0;
     int64_t worst = 0;

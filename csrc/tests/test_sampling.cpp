@@ -14,6 +14,7 @@
 #include "sampling/rng.h"
 #include "sampling/samplers.h"
 #include "sampling/schedules.h"
+#include "ref_text.h"
 #include "testing.h"
 
 using namespace sdgo;
@@ -21,29 +22,10 @@ using namespace sdgo::sampling;
 
 namespace {
 
-using RefMap = std::map<std::string, std::vector<float>>;
+using testing::RefMap;
 
 const RefMap & ref() {
-    static const RefMap m = [] {
-        RefMap out;
-        std::ifstream f(testing::source_path("testdata/sampling/ref.txt"));
-        std::string line;
-        while (std::getline(f, line)) {
-            if (line.empty() || line[0] == '#') continue;
-            std::istringstream is(line);
-            std::string key;
-            size_t n = 0;
-            is >> key >> n;
-            std::vector<float> v(n);
-            for (size_t i = 0; i < n; ++i) {
-                std::string tok;
-                is >> tok;
-                v[i] = std::strtof(tok.c_str(), nullptr);
-            }
-            out[key] = std::move(v);
-        }
-        return out;
-    }();
+    static const RefMap m = testing::load_ref_text("testdata/sampling/ref.txt");
     return m;
 }
 
