@@ -12,7 +12,6 @@
 #include <cstring>
 #include <limits>
 #include <random>
-#include <unordered_set>
 
 #include "core/threadpool.h"
 #include "formats/gguf.h"
@@ -120,19 +119,6 @@ std::string dir_of(const std::string & path) {
     if (s == 0) return "/";
     return path.substr(0, s);
 }
-
-// GGUF header bytes, helpers.
-void put_bytes(std::vector<uint8_t> * o, const void * p, size_t n) {
-    const uint8_t * b = static_cast<const uint8_t *>(p);
-    o->insert(o->end(), b, b + n);
-}
-template <typename T>
-void put(std::vector<uint8_t> * o, T v) { put_bytes(o, &v, sizeof(T)); }
-void put_str(std::vector<uint8_t> * o, const std::string & s) {
-    put<uint64_t>(o, s.size());
-    put_bytes(o, s.data(), s.size());
-}
-uint64_t pad_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 // A temporary output file that is removed unless committed.
 class TempFile {
@@ -346,11 +332,9 @@ Status write_gguf(const formats::ModelFiles & m, const std::vector<int32_t> & pl
         size_t index;
         int32_t type;
         uint64_t nbytes;
-        uint64_t offset;
-        uint32_t n_dims;
     };
     std::vector<Out> outs;
-    uint64_t bytes_total = 0, off = 0;
+    uint64_t bytes_total = 0;
     bool any_quantized = false;
     Result res;
     for (size_t i = 0; i < plan.size(); i++) {
@@ -371,42 +355,21 @@ Status write_gguf(const formats::ModelFiles & m, const std::vector<int32_t> & pl
         uint64_t nb = 0;
         SDGO_TRY(formats::ggml_nbytes(plan[i], t.ne, &nb).wrap("tensor " + t.name));
         o.nbytes = nb;
-        o.offset = off;
-        off += pad_up(nb, formats::kGGUFDefaultAlignment);
-        uint32_t nd = 1;
-        for (uint32_t d = 1; d < 4; d++)
-            if (t.ne[d] > 1) nd = d + 1;
-        o.n_dims = nd;
         outs.push_back(o);
         bytes_total += t.nbytes;
         if (type_traits(plan[i])->is_quantized) any_quantized = true;
     }
-    {
-        std::unordered_set<std::string> seen;
-        for (const Out & o : outs)
-            if (!seen.insert(m.tensors[o.index].name).second)
-                return error(SDGO_ERR_INVALID_ARGUMENT, "duplicate tensor name %s", m.tensors[o.index].name.c_str());
-    }
 
-    std::vector<uint8_t> hdr;
-    put<uint32_t>(&hdr, formats::kGGUFMagic);
-    put<uint32_t>(&hdr, 3);
-    put<int64_t>(&hdr, (int64_t)outs.size());
-    put<int64_t>(&hdr, any_quantized ? 1 : 0);
-    if (any_quantized) {
-        put_str(&hdr, "general.quantization_version");
-        put<int32_t>(&hdr, formats::GGUF_UINT32);
-        put<uint32_t>(&hdr, 2);
-    }
+    // The header comes from the GGUF writer; the data is streamed after it.
+    formats::GGUFWriter w;
+    if (any_quantized) w.set("general.quantization_version", formats::GGUFValue::of_u32(2));
     for (const Out & o : outs) {
         const TensorEntry & t = m.tensors[o.index];
-        put_str(&hdr, t.name);
-        put<uint32_t>(&hdr, o.n_dims);
-        for (uint32_t d = 0; d < o.n_dims; d++) put<int64_t>(&hdr, t.ne[d]);
-        put<int32_t>(&hdr, o.type);
-        put<uint64_t>(&hdr, o.offset);
+        SDGO_TRY(w.add_tensor(t.name, o.type, t.ne, nullptr, o.nbytes));
     }
-    hdr.resize(pad_up(hdr.size(), formats::kGGUFDefaultAlignment), 0);
+    std::vector<uint8_t> hdr;
+    SDGO_TRY(w.encode_header(&hdr));
+    const uint64_t align = w.alignment();
 
     TempFile tf;
     SDGO_TRY(tf.open(out_path));
@@ -444,7 +407,7 @@ Status write_gguf(const formats::ModelFiles & m, const std::vector<int32_t> & pl
         if (got != o.nbytes)
             return error(SDGO_ERR_INTERNAL, "tensor %s: wrote %llu bytes, planned %llu", t.name.c_str(),
                          (unsigned long long)got, (unsigned long long)o.nbytes);
-        SDGO_TRY(tf.zeros(pad_up(o.nbytes, formats::kGGUFDefaultAlignment) - o.nbytes));
+        SDGO_TRY(tf.zeros((align - o.nbytes % align) % align));
         pr.bytes_done = src_before + t.nbytes;
         pr.tensors_done++;
         SDGO_TRY(report(kPhaseTensorDone));

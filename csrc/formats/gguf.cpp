@@ -287,8 +287,7 @@ void GGUFWriter::set(const std::string & key, const GGUFValue & v) {
 Status GGUFWriter::add_tensor(const std::string & name, int32_t type, const int64_t ne[4], const void * data, uint64_t nbytes) {
     if (name.empty() || name.size() >= kGGUFMaxName)
         return error(SDGO_ERR_INVALID_ARGUMENT, "GGUF tensor name must have 1..%zu bytes: \"%s\"", kGGUFMaxName - 1, name.c_str());
-    for (const auto & t : tensors_)
-        if (t.info.name == name) return error(SDGO_ERR_INVALID_ARGUMENT, "duplicate GGUF tensor name \"%s\"", name.c_str());
+    if (names_.count(name)) return error(SDGO_ERR_INVALID_ARGUMENT, "duplicate GGUF tensor name \"%s\"", name.c_str());
     T t;
     t.info.name = name;
     t.info.type = type;
@@ -307,6 +306,7 @@ Status GGUFWriter::add_tensor(const std::string & name, int32_t type, const int6
     t.info.n_dims = nd;
     t.data = data;
     tensors_.push_back(std::move(t));
+    names_.insert(name);
     return Status();
 }
 
@@ -323,15 +323,18 @@ void put_str(std::vector<uint8_t> * o, const std::string & s) {
 }
 }  // namespace
 
-Status GGUFWriter::encode(std::vector<uint8_t> * out) const {
-    uint32_t align = kGGUFDefaultAlignment;
+uint32_t GGUFWriter::alignment() const {
+    for (const auto & kv : kv_)
+        if (kv.key == "general.alignment" && kv.value.type == GGUF_UINT32) return (uint32_t)kv.value.u;
+    return kGGUFDefaultAlignment;
+}
+
+Status GGUFWriter::encode_header(std::vector<uint8_t> * out) const {
+    const uint32_t align = alignment();
     for (const auto & kv : kv_) {
         if (kv.key.empty()) return error(SDGO_ERR_INVALID_ARGUMENT, "empty GGUF metadata key");
-        if (kv.key == "general.alignment") {
-            if (kv.value.type != GGUF_UINT32 || !is_pow2((uint32_t)kv.value.u))
-                return error(SDGO_ERR_INVALID_ARGUMENT, "general.alignment must be a UINT32 power of two");
-            align = (uint32_t)kv.value.u;
-        }
+        if (kv.key == "general.alignment" && (kv.value.type != GGUF_UINT32 || !is_pow2((uint32_t)kv.value.u)))
+            return error(SDGO_ERR_INVALID_ARGUMENT, "general.alignment must be a UINT32 power of two");
         if (kv.value.type == GGUF_ARRAY && (kv.value.arr_type == GGUF_ARRAY ||
                                             (kv.value.arr_type != GGUF_STRING && gguf_scalar_size(kv.value.arr_type) == 0)))
             return error(SDGO_ERR_INVALID_ARGUMENT, "GGUF key \"%s\": bad array element type", kv.key.c_str());
@@ -381,12 +384,19 @@ Status GGUFWriter::encode(std::vector<uint8_t> * out) const {
         put<uint64_t>(&o, off);
         off += pad_to(t.info.nbytes, align);
     }
-    if (!tensors_.empty()) {
-        o.resize(pad_to(o.size(), align), 0);
-        for (const auto & t : tensors_) {
-            put_bytes(&o, t.data, t.info.nbytes);
-            o.resize(pad_to(o.size(), align), 0);
-        }
+    if (!tensors_.empty()) o.resize(pad_to(o.size(), align), 0);
+    return Status();
+}
+
+Status GGUFWriter::encode(std::vector<uint8_t> * out) const {
+    for (const auto & t : tensors_)
+        if (!t.data && t.info.nbytes > 0)
+            return error(SDGO_ERR_INVALID_ARGUMENT, "GGUF tensor \"%s\" has no data", t.info.name.c_str());
+    SDGO_TRY(encode_header(out));
+    const uint32_t align = alignment();
+    for (const auto & t : tensors_) {
+        put_bytes(out, t.data, t.info.nbytes);
+        out->resize(pad_to(out->size(), align), 0);
     }
     return Status();
 }

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "formats/model_file.h"
@@ -97,9 +98,16 @@ class GGUFWriter {
 public:
     void set(const std::string & key, const GGUFValue & v);   // replaces an existing key
     // ne in ggml order; n_dims is computed like ggml_n_dims. `data` must hold
-    // exactly the tensor's byte size and stay valid until encode/write.
+    // exactly the tensor's byte size and stay valid until encode/write. A
+    // caller that streams tensor data itself passes data = NULL and uses
+    // encode_header.
     Status add_tensor(const std::string & name, int32_t type, const int64_t ne[4], const void * data, uint64_t nbytes);
-    Status encode(std::vector<uint8_t> * out) const;
+    // Everything before the data section, its padding included. The data
+    // section then holds the tensors in the order added, each padded to
+    // alignment() bytes.
+    Status encode_header(std::vector<uint8_t> * out) const;
+    uint32_t alignment() const;  // general.alignment if set, else the default
+    Status encode(std::vector<uint8_t> * out) const;  // header and data; every tensor needs data
     Status write(const std::string & path) const;
 
 private:
@@ -109,6 +117,7 @@ private:
     };
     std::vector<GGUFKV> kv_;
     std::vector<T> tensors_;
+    std::unordered_set<std::string> names_;  // for the duplicate check in linear time
 };
 
 }  // namespace sdgo::formats
