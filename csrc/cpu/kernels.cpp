@@ -45,17 +45,20 @@ constexpr int64_t kMcTarget = 512;  // rows of A per work item (linear GEMM)
 constexpr int kMaxSubTiles = 16;    // attention: query sub-tiles per work item
 
 const KernelSet * kernels_for(CodePath p) {
+    // Each get_kernels is compiled with its instruction set's flags, so the
+    // compiler may use that set even to fill the table (AVX-512 stores of
+    // the pointers): only a path this CPU can run is asked for its table.
     static const KernelSet * table = [] {
         static KernelSet sets[4];
         scalar_isa::get_kernels(&sets[(int)CodePath::scalar]);
 #if defined(SDGO_HAVE_AVX2)
-        avx2_isa::get_kernels(&sets[(int)CodePath::avx2]);
+        if (code_path_runnable(CodePath::avx2)) avx2_isa::get_kernels(&sets[(int)CodePath::avx2]);
 #endif
 #if defined(SDGO_HAVE_AVX512)
-        avx512_isa::get_kernels(&sets[(int)CodePath::avx512]);
+        if (code_path_runnable(CodePath::avx512)) avx512_isa::get_kernels(&sets[(int)CodePath::avx512]);
 #endif
 #if defined(SDGO_HAVE_NEON)
-        neon_isa::get_kernels(&sets[(int)CodePath::neon]);
+        if (code_path_runnable(CodePath::neon)) neon_isa::get_kernels(&sets[(int)CodePath::neon]);
 #endif
         return sets;
     }();
