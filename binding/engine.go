@@ -79,12 +79,34 @@ type SystemInfo struct {
 	EngineVersion string   `json:"engine_version"`
 	ABIVersion    int      `json:"abi_version"`
 	Arch          string   `json:"arch"`
+	CPUModel      string   `json:"cpu_model"`
 	CPUFeatures   []string `json:"cpu_features"`
 	CodePaths     []string `json:"code_paths"` // runnable here, best first
 	CodePath      string   `json:"code_path"`  // the one in use
 	Threads       int      `json:"threads"`
 	PhysicalCores int      `json:"physical_cores"`
 	LogicalCores  int      `json:"logical_cores"`
+	// Backends lists the backends compiled into the engine and the devices
+	// each one sees on this machine.
+	Backends []BackendInfo `json:"backends"`
+}
+
+// BackendInfo is one compiled-in backend.
+type BackendInfo struct {
+	Name    string       `json:"name"` // "cpu", ...
+	Devices []DeviceInfo `json:"devices"`
+	// Note says why a compiled-in backend sees no devices ("" otherwise).
+	Note string `json:"note"`
+}
+
+// DeviceInfo is one device of a backend.
+type DeviceInfo struct {
+	Index          int    `json:"index"` // ModelOptions.Device
+	Name           string `json:"name"`
+	Description    string `json:"description"`
+	Type           string `json:"type"` // "cpu", "discrete-gpu", "integrated-gpu", "virtual-gpu", "other"
+	MemoryBytes    uint64 `json:"memory_bytes"`
+	MaxBufferBytes uint64 `json:"max_buffer_bytes"`
 }
 
 // SystemInfo reports the detected CPU features and the engine's settings.

@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,8 +14,9 @@ import (
 	"github.com/ebitengine/purego"
 )
 
-// Request is one generation. Zero fields take the defaults listed; Seed is
-// used as given (0 is a seed like any other).
+// Request is one generation. A zero field takes the engine's default
+// (Library.Catalog lists them: 512×512, 20 steps, CFG 7, euler_a, discrete,
+// strength 0.75, ...); Seed is used as given (0 is a seed like any other).
 //
 // Modes: no InitImage is txt2img; an InitImage is img2img; an InitImage plus
 // a Mask is inpainting (white = repaint). On an inpainting model (9 U-Net
@@ -23,23 +25,25 @@ import (
 type Request struct {
 	Prompt         string
 	NegativePrompt string
-	Width, Height  int     // 512
-	Steps          int     // 20
-	CFGScale       float64 // 7.0
+	Width, Height  int
+	Steps          int
+	CFGScale       float64 // 1 runs one U-Net pass per step (no guidance)
 	Seed           int64   // image b of the batch uses Seed + b
-	BatchCount     int     // 1
-	Sampler        string  // "euler_a"; also euler, heun, dpm2, dpm++2s_a, dpm++2m, lcm, ddim
-	Scheduler      string  // "discrete"; also karras, exponential, sgm_uniform, simple
-	RNG            string  // "" = the model's (cuda or cpu)
-	ClipSkip       int     // 0 = the model's default
-	Strength       float64 // 0.75; img2img and inpaint
+	BatchCount     int
+	Sampler        string // Catalog().Samplers lists the names
+	Scheduler      string // Catalog().Schedulers lists the names
+	RNG            string // "" = the model's (cuda or cpu)
+	ClipSkip       int    // 0 = the model's default
+	Strength       float64 // img2img and inpaint, in (0, 1]
 	InitImage      image.Image
 	Mask           image.Image
 	// Compat picks whose pipeline to reproduce: "a1111" (default, also
 	// stable-diffusion.cpp) or "diffusers".
 	Compat string
 	// Progress, if set, is called when a phase begins and after every
-	// sampler step, on the goroutine that called Generate.
+	// sampler step, on the goroutine that called Generate. A panic in it
+	// cancels the generation, which then returns an error that holds the
+	// panic's value.
 	Progress func(Progress)
 }
 
@@ -80,37 +84,8 @@ type Progress struct {
 // Result holds the generated images and the parameters actually used.
 type Result struct {
 	Images []*image.RGBA
-	Seeds  []int64
-	Params Request // the request with defaults filled in
-}
-
-// WithDefaults returns r with zero fields set to their defaults.
-func (r Request) WithDefaults() Request {
-	if r.Width == 0 {
-		r.Width = 512
-	}
-	if r.Height == 0 {
-		r.Height = 512
-	}
-	if r.Steps == 0 {
-		r.Steps = 20
-	}
-	if r.CFGScale == 0 {
-		r.CFGScale = 7.0
-	}
-	if r.BatchCount == 0 {
-		r.BatchCount = 1
-	}
-	if r.Sampler == "" {
-		r.Sampler = "euler_a"
-	}
-	if r.Scheduler == "" {
-		r.Scheduler = "discrete"
-	}
-	if r.Strength == 0 {
-		r.Strength = 0.75
-	}
-	return r
+	Seeds  []int64 // the seed of each image, as the engine used it
+	Params Request // the request with the engine's defaults filled in
 }
 
 // Request keys (enum sdgo_request_key in sdgo.h).
@@ -133,46 +108,57 @@ const (
 	reqMask           = 49
 )
 
-// progress routing: one C callback for the whole process, user_data is an
-// id into this registry.
+// Progress routing: one C callback for the whole process (purego callbacks
+// are never freed), with user_data an id into this registry.
 var (
 	progressOnce     sync.Once
 	progressCallback uintptr
 	progressNextID   atomic.Uintptr
-	progressFuncs    sync.Map // uintptr -> func(Progress)
+	progressFuncs    sync.Map // uintptr -> *progressState
 )
+
+type progressState struct {
+	ctx      context.Context
+	f        func(Progress)
+	panicked any // set when f panicked; the generation is then canceled
+}
 
 func progressTrampoline() uintptr {
 	progressOnce.Do(func() {
-		progressCallback = purego.NewCallback(func(phase, step, total int32, elapsedMs int64, ud uintptr) {
-			if f, ok := progressFuncs.Load(ud); ok {
-				f.(func(Progress))(Progress{Phase: Phase(phase), Step: int(step), Total: int(total),
-					Elapsed: time.Duration(elapsedMs) * time.Millisecond})
+		progressCallback = purego.NewCallback(func(phase, step, total int32, elapsedMs int64, ud uintptr) int32 {
+			v, ok := progressFuncs.Load(ud)
+			if !ok {
+				return 0
 			}
+			return v.(*progressState).call(Progress{Phase: Phase(phase), Step: int(step), Total: int(total),
+				Elapsed: time.Duration(elapsedMs) * time.Millisecond})
 		})
 	})
 	return progressCallback
 }
 
-// Generate runs one request. Canceling ctx stops the generation within one
-// sampler step (the error then matches ErrCanceled and ctx.Err()); the model
-// stays usable.
-func (m *Model) Generate(ctx context.Context, req Request) (*Result, error) {
-	req = req.WithDefaults()
-	if err := ctx.Err(); err != nil {
-		return nil, err
+// call runs the user's function; a panic must not unwind through the C
+// frames below, so it is caught here and turned into a cancel.
+func (p *progressState) call(pr Progress) (rc int32) {
+	if p.panicked != nil {
+		return 1
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.h == 0 {
-		return nil, ErrClosed
+	defer func() {
+		if r := recover(); r != nil {
+			p.panicked = r
+			rc = 1
+		}
+	}()
+	p.f(pr)
+	if p.ctx.Err() != nil {
+		return 1 // canceled meanwhile: stop now rather than after the flag is seen
 	}
-	f := &m.lib.fn
-	r := f.requestNew()
-	if r == 0 {
-		return nil, ErrOutOfMemory
-	}
-	defer f.requestFree(r)
+	return 0
+}
+
+// setRequest fills an engine request from req: set fields only, so that
+// zero fields keep the engine's defaults.
+func setRequest(f *functions, r uintptr, req *Request) error {
 	check := func(rc int32) error {
 		if rc != 0 {
 			return &Error{Op: "request", Status: Status(rc), Msg: f.requestError(r)}
@@ -180,49 +166,111 @@ func (m *Model) Generate(ctx context.Context, req Request) (*Result, error) {
 		return nil
 	}
 	strs := []struct {
-		key int32
-		v   string
-	}{{reqPrompt, req.Prompt}, {reqNegativePrompt, req.NegativePrompt}, {reqSampler, req.Sampler},
-		{reqScheduler, req.Scheduler}, {reqRNG, req.RNG}, {reqCompat, req.Compat}}
+		key  int32
+		name string
+		v    string
+	}{{reqPrompt, "prompt", req.Prompt}, {reqNegativePrompt, "negative prompt", req.NegativePrompt},
+		{reqSampler, "sampler", req.Sampler}, {reqScheduler, "scheduler", req.Scheduler}, {reqRNG, "RNG", req.RNG},
+		{reqCompat, "compat", req.Compat}}
 	for _, s := range strs {
+		if s.v == "" {
+			continue
+		}
+		if strings.IndexByte(s.v, 0) >= 0 {
+			return &Error{Op: "request", Status: StatusInvalidArgument, Msg: s.name + " contains a NUL byte"}
+		}
 		if err := check(f.requestSetStr(r, s.key, s.v)); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	ints := []struct {
 		key int32
 		v   int64
 	}{{reqWidth, int64(req.Width)}, {reqHeight, int64(req.Height)}, {reqSteps, int64(req.Steps)},
-		{reqSeed, req.Seed}, {reqBatch, int64(req.BatchCount)}, {reqClipSkip, int64(req.ClipSkip)}}
+		{reqBatch, int64(req.BatchCount)}, {reqClipSkip, int64(req.ClipSkip)}}
 	for _, s := range ints {
+		if s.v == 0 {
+			continue
+		}
 		if err := check(f.requestSetI64(r, s.key, s.v)); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if err := check(f.requestSetF64(r, reqCFGScale, req.CFGScale)); err != nil {
-		return nil, err
+	if err := check(f.requestSetI64(r, reqSeed, req.Seed)); err != nil {
+		return err
 	}
-	if err := check(f.requestSetF64(r, reqStrength, req.Strength)); err != nil {
-		return nil, err
+	for _, s := range []struct {
+		key int32
+		v   float64
+	}{{reqCFGScale, req.CFGScale}, {reqStrength, req.Strength}} {
+		if s.v == 0 {
+			continue
+		}
+		if err := check(f.requestSetF64(r, s.key, s.v)); err != nil {
+			return err
+		}
 	}
 	if req.InitImage != nil {
 		px, w, h := rgbBytes(req.InitImage)
 		if err := check(f.requestSetImage(r, reqInitImage, px, int32(w), int32(h), 3)); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if req.Mask != nil {
 		px, w, h := grayBytes(req.Mask)
 		if err := check(f.requestSetImage(r, reqMask, px, int32(w), int32(h), 1)); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if req.Width <= 0 || req.Height <= 0 || req.BatchCount <= 0 {
-		return nil, &Error{Op: "generate", Status: StatusInvalidArgument,
-			Msg: fmt.Sprintf("size %dx%d and batch count %d must be positive", req.Width, req.Height, req.BatchCount)}
+	return nil
+}
+
+// Session is one generation's worth of engine state on a model: a backend
+// with its threads and memory arenas. The weights are the model's. A
+// session runs one generation at a time (a second call waits); use several
+// sessions, or Model.Generate with ModelOptions.Sessions, to run several.
+type Session struct {
+	lib  *Library
+	info ModelInfo
+	rng  string // the model's default RNG ("" = the engine's)
+	mu   sync.Mutex
+	h    uintptr // sdgo_session*; 0 once closed
+}
+
+// Close frees the session. It waits for a running Generate and is safe to
+// call more than once.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h != 0 {
+		s.lib.fn.sessionFree(s.h)
+		s.h = 0
 	}
-	if int64(req.Width)*int64(req.Height)*int64(req.BatchCount) > 1<<31 {
-		return nil, &Error{Op: "generate", Status: StatusInvalidArgument, Msg: "output too large"}
+	return nil
+}
+
+// Generate runs one request on the session; see Model.Generate.
+func (s *Session) Generate(ctx context.Context, req Request) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cat, err := s.lib.Catalog()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h == 0 {
+		return nil, ErrClosed
+	}
+	f := &s.lib.fn
+	r := f.requestNew()
+	if r == 0 {
+		return nil, ErrOutOfMemory
+	}
+	defer f.requestFree(r)
+	if err := setRequest(f, r, &req); err != nil {
+		return nil, err
 	}
 
 	// cancellation: a C flag set from context.AfterFunc
@@ -243,34 +291,47 @@ func (m *Model) Generate(ctx context.Context, req Request) (*Result, error) {
 	}()
 
 	var cb, id uintptr
+	var ps *progressState
 	if req.Progress != nil {
 		cb = progressTrampoline()
 		id = progressNextID.Add(1)
-		progressFuncs.Store(id, req.Progress)
+		ps = &progressState{ctx: ctx, f: req.Progress}
+		progressFuncs.Store(id, ps)
 		defer progressFuncs.Delete(id)
 	}
-	n := req.Width * req.Height * 3
-	out := make([]byte, n*req.BatchCount)
-	var needed uintptr
-	rc := f.generate(m.h, r, tok, cb, id, out, uintptr(len(out)), &needed)
+	var res uintptr
+	rc := f.sessionGenerate(s.h, r, tok, cb, id, &res)
+	if ps != nil && ps.panicked != nil {
+		if res != 0 {
+			f.resultFree(res)
+		}
+		return nil, fmt.Errorf("sdgo: generate: the progress callback panicked: %v", ps.panicked)
+	}
 	if rc != 0 {
-		e := &Error{Op: "generate", Status: Status(rc), Msg: f.modelError(m.h)}
+		e := &Error{Op: "generate", Status: Status(rc), Msg: f.sessionError(s.h)}
 		if Status(rc) == StatusCanceled && ctx.Err() != nil {
 			return nil, fmt.Errorf("%w (%w)", e, ctx.Err())
 		}
 		return nil, e
 	}
-	res := &Result{Params: req}
-	for b := 0; b < req.BatchCount; b++ {
-		img := image.NewRGBA(image.Rect(0, 0, req.Width, req.Height))
-		src := out[b*n : (b+1)*n]
-		for i, j := 0, 0; i < len(src); i, j = i+3, j+4 {
-			img.Pix[j], img.Pix[j+1], img.Pix[j+2], img.Pix[j+3] = src[i], src[i+1], src[i+2], 255
+	defer f.resultFree(res)
+	n := int(f.resultCount(res))
+	w, h := int(f.resultWidth(res)), int(f.resultHeight(res))
+	out := &Result{Params: cat.fill(req, s.rng)}
+	px := make([]byte, w*h*3)
+	for b := 0; b < n; b++ {
+		var needed uintptr
+		if rc := f.resultImage(res, int32(b), px, uintptr(len(px)), &needed); rc != 0 {
+			return nil, &Error{Op: "generate", Status: Status(rc), Msg: "reading the result image"}
 		}
-		res.Images = append(res.Images, img)
-		res.Seeds = append(res.Seeds, req.Seed+int64(b))
+		img := image.NewRGBA(image.Rect(0, 0, w, h))
+		for i, j := 0, 0; i < len(px); i, j = i+3, j+4 {
+			img.Pix[j], img.Pix[j+1], img.Pix[j+2], img.Pix[j+3] = px[i], px[i+1], px[i+2], 255
+		}
+		out.Images = append(out.Images, img)
+		out.Seeds = append(out.Seeds, f.resultSeed(res, int32(b)))
 	}
-	return res, nil
+	return out, nil
 }
 
 // rgbBytes flattens img to interleaved RGB8 (alpha composited over black).

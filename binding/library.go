@@ -12,7 +12,7 @@ import (
 )
 
 // ABIVersion is the C ABI version this package speaks (SDGO_ABI_VERSION).
-const ABIVersion = 1
+const ABIVersion = 2
 
 // LoadOptions says where to find the engine library. The zero value
 // searches the default places.
@@ -45,22 +45,37 @@ type functions struct {
 	quantize quantizeFunctions // quantize.go
 	files    filesFunctions    // files.go
 
-	// models and generation (model.go, generate.go)
-	modelLoad       func(path, vae, weightType, rng, prediction string, threads int32, out *uintptr, err []byte, errLen uintptr) int32
-	modelFree       func(m uintptr)
-	modelError      func(m uintptr) string
-	modelInfo       func(m uintptr, buf []byte, bufLen uintptr, needed *uintptr) int32
-	requestNew      func() uintptr
-	requestFree     func(r uintptr)
-	requestError    func(r uintptr) string
-	requestSetStr   func(r uintptr, key int32, v string) int32
-	requestSetI64   func(r uintptr, key int32, v int64) int32
-	requestSetF64   func(r uintptr, key int32, v float64) int32
-	requestSetImage func(r uintptr, key int32, px []byte, w, h, ch int32) int32
-	cancelNew       func() uintptr
-	cancelTrigger   func(c uintptr)
-	cancelFree      func(c uintptr)
-	generate        func(m, r, cancel, cb, ud uintptr, out []byte, outLen uintptr, needed *uintptr) int32
+	// models, sessions and generation (model.go, generate.go)
+	modelOptionsNew    func() uintptr
+	modelOptionsFree   func(o uintptr)
+	modelOptionsError  func(o uintptr) string
+	modelOptionsSetStr func(o uintptr, key int32, v string) int32
+	modelOptionsSetI64 func(o uintptr, key int32, v int64) int32
+	modelLoad          func(opts uintptr, out *uintptr, err []byte, errLen uintptr) int32
+	modelFree          func(m uintptr)
+	modelError         func(m uintptr) string
+	modelInfo          func(m uintptr, buf []byte, bufLen uintptr, needed *uintptr) int32
+	sessionNew         func(m uintptr, threads int32, out *uintptr, err []byte, errLen uintptr) int32
+	sessionFree        func(s uintptr)
+	sessionError       func(s uintptr) string
+	requestNew         func() uintptr
+	requestFree        func(r uintptr)
+	requestError       func(r uintptr) string
+	requestSetStr      func(r uintptr, key int32, v string) int32
+	requestSetI64      func(r uintptr, key int32, v int64) int32
+	requestSetF64      func(r uintptr, key int32, v float64) int32
+	requestSetImage    func(r uintptr, key int32, px []byte, w, h, ch int32) int32
+	cancelNew          func() uintptr
+	cancelTrigger      func(c uintptr)
+	cancelFree         func(c uintptr)
+	sessionGenerate    func(s, r, cancel, cb, ud uintptr, out *uintptr) int32
+	resultFree         func(res uintptr)
+	resultCount        func(res uintptr) int32
+	resultWidth        func(res uintptr) int32
+	resultHeight       func(res uintptr) int32
+	resultSeed         func(res uintptr, i int32) int64
+	resultImage        func(res uintptr, i int32, buf []byte, bufLen uintptr, needed *uintptr) int32
+	catalogJSON        func(buf []byte, bufLen uintptr, needed *uintptr) int32
 }
 
 // libraryFileName is the engine's file name on this OS.
@@ -217,10 +232,18 @@ func (l *Library) bind(h uintptr) error {
 		{"sdgo_quantize_source_bytes", &l.fn.quantize.sourceBytes},
 		{"sdgo_quantize_tensor_info", &l.fn.quantize.tensorInfo},
 		{"sdgo_quantize_write", &l.fn.quantize.write},
+		{"sdgo_model_options_new", &l.fn.modelOptionsNew},
+		{"sdgo_model_options_free", &l.fn.modelOptionsFree},
+		{"sdgo_model_options_error", &l.fn.modelOptionsError},
+		{"sdgo_model_options_set_str", &l.fn.modelOptionsSetStr},
+		{"sdgo_model_options_set_i64", &l.fn.modelOptionsSetI64},
 		{"sdgo_model_load", &l.fn.modelLoad},
 		{"sdgo_model_free", &l.fn.modelFree},
 		{"sdgo_model_error", &l.fn.modelError},
 		{"sdgo_model_info", &l.fn.modelInfo},
+		{"sdgo_session_new", &l.fn.sessionNew},
+		{"sdgo_session_free", &l.fn.sessionFree},
+		{"sdgo_session_error", &l.fn.sessionError},
 		{"sdgo_request_new", &l.fn.requestNew},
 		{"sdgo_request_free", &l.fn.requestFree},
 		{"sdgo_request_error", &l.fn.requestError},
@@ -231,7 +254,14 @@ func (l *Library) bind(h uintptr) error {
 		{"sdgo_cancel_new", &l.fn.cancelNew},
 		{"sdgo_cancel_trigger", &l.fn.cancelTrigger},
 		{"sdgo_cancel_free", &l.fn.cancelFree},
-		{"sdgo_generate", &l.fn.generate},
+		{"sdgo_session_generate", &l.fn.sessionGenerate},
+		{"sdgo_result_free", &l.fn.resultFree},
+		{"sdgo_result_count", &l.fn.resultCount},
+		{"sdgo_result_width", &l.fn.resultWidth},
+		{"sdgo_result_height", &l.fn.resultHeight},
+		{"sdgo_result_seed", &l.fn.resultSeed},
+		{"sdgo_result_image", &l.fn.resultImage},
+		{"sdgo_catalog_json", &l.fn.catalogJSON},
 	}
 	for _, e := range table {
 		sym, err := purego.Dlsym(h, e.name)

@@ -76,7 +76,7 @@ func ParseRules(s string) ([]Rule, error) {
 }
 
 // Policy chooses each tensor's output type the way stable-diffusion.cpp's
-// converter does (spec-formats.md §3.2), so that the file it writes stays
+// converter does (its model_loader tensor_should_be_converted), so that the file it writes stays
 // loadable there.
 type Policy struct {
 	// Target is the type asked for (the TYPE of `sd-go quantize`).

@@ -11,7 +11,7 @@ func ne(dims ...int64) [4]int64 {
 	return out
 }
 
-// The default policy reproduces stable-diffusion.cpp's rules (spec-formats.md §3.2).
+// The default policy reproduces stable-diffusion.cpp's rules (its model_loader tensor_should_be_converted).
 func TestChooseDefaultRules(t *testing.T) {
 	const i32 Type = 26
 	for _, tc := range []struct {

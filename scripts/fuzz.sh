@@ -17,7 +17,7 @@ CXX="${CXX_FUZZ:-$(command -v clang++ || true)}"
 [ -n "$CXX" ] || { echo "clang++ not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
 OUT=build-fuzz
 mkdir -p "$OUT"
-SRCS="csrc/formats/*.cpp csrc/model/naming.cpp csrc/model/load.cpp csrc/model/detect.cpp csrc/core/status.cpp csrc/core/log.cpp csrc/core/threadpool.cpp csrc/cpu/cpu_features.cpp csrc/types/*.cpp csrc/util/inflate.cpp"
+SRCS="csrc/formats/*.cpp csrc/model/naming.cpp csrc/model/load.cpp csrc/model/detect.cpp csrc/model/unet_config.cpp csrc/base/*.cpp csrc/types/*.cpp csrc/util/inflate.cpp"
 FLAGS="-std=c++17 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Icsrc -Icsrc/include -DSDGO_HAVE_AVX2 -DSDGO_HAVE_AVX512"
 AVX2="-mavx2 -mfma -mf16c"
 AVX512="$AVX2 -mavx512f -mavx512bw -mavx512vl -mavx512dq"

@@ -25,7 +25,7 @@ func TestVersionPrintsVersionsAndCPU(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
-	for _, want := range []string{"sd-go " + version, "engine 0.1.0 (ABI 1)", "cpu features:", "code path:"} {
+	for _, want := range []string{"sd-go " + version, "engine 0.1.0 (ABI 2)", "cpu features:", "code path:", "backend cpu:", "device 0: cpu"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -43,12 +43,24 @@ func TestVersionJSON(t *testing.T) {
 		ABIVersion int      `json:"abi_version"`
 		CodePath   string   `json:"code_path"`
 		CodePaths  []string `json:"code_paths"`
+		Backends   []struct {
+			Name    string `json:"name"`
+			Devices []struct {
+				Index int    `json:"index"`
+				Name  string `json:"name"`
+				Type  string `json:"type"`
+			} `json:"devices"`
+		} `json:"backends"`
 	}
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
-	if v.Version != version || v.ABIVersion != 1 || v.CodePath == "" || len(v.CodePaths) == 0 || v.Library == "" {
+	if v.Version != version || v.ABIVersion != 2 || v.CodePath == "" || len(v.CodePaths) == 0 || v.Library == "" {
 		t.Fatalf("unexpected %+v", v)
+	}
+	if len(v.Backends) == 0 || v.Backends[0].Name != "cpu" || len(v.Backends[0].Devices) != 1 ||
+		v.Backends[0].Devices[0].Type != "cpu" {
+		t.Fatalf("backends %+v", v.Backends)
 	}
 }
 

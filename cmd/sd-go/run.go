@@ -23,9 +23,48 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sd-go-project/sd-go/binding"
+	"github.com/sd-go-project/sd-go/quantize"
 )
 
+// weightOptions turns --type into load options: f32 converts everything at
+// load; a quantized type becomes the quantize package's per-tensor plan, the
+// one `sd-go quantize` writes, so that both give the same weights.
+func weightOptions(lib *binding.Library, modelPath, typ string, mo *binding.ModelOptions) error {
+	switch typ {
+	case "":
+		return nil
+	case "f32":
+		mo.WeightType = "f32"
+		return nil
+	}
+	t, err := quantize.ParseType(typ)
+	if err != nil {
+		return usagef("--type: %v", err)
+	}
+	pol := quantize.Policy{Target: t}
+	if mo.WeightPlan, err = quantize.LoadPlan(lib, modelPath, pol); err != nil {
+		return err
+	}
+	if mo.VAE != "" {
+		if mo.VAEWeightPlan, err = quantize.LoadPlan(lib, mo.VAE, pol); err != nil {
+			return fmt.Errorf("VAE: %w", err)
+		}
+	}
+	return nil
+}
+
 func runCommand() *cli.Command {
+	// The defaults and the names come from the engine (its catalog); when no
+	// engine can be found the flags show none and the engine's apply anyway.
+	var d binding.Request
+	samplers, schedulers, types := "(see the engine)", "(see the engine)", "f32"
+	if lib, err := binding.Load(binding.LoadOptions{}); err == nil {
+		if cat, err := lib.Catalog(); err == nil {
+			d = cat.Defaults
+			samplers, schedulers = strings.Join(cat.Samplers, ", "), strings.Join(cat.Schedulers, ", ")
+			types = strings.Join(cat.WeightTypes, ", ")
+		}
+	}
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "generate images: txt2img, img2img (--init-img) and inpainting (--init-img with --mask)",
@@ -35,25 +74,27 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "prompt", Aliases: []string{"p"}, Usage: "the prompt (A1111 weighting: (word:1.2), [word], BREAK)"},
 			&cli.StringFlag{Name: "prompt-file", Usage: "read the prompt from a file", TakesFile: true},
 			&cli.StringFlag{Name: "negative-prompt", Aliases: []string{"n"}, Usage: "the negative prompt"},
-			&cli.IntFlag{Name: "width", Aliases: []string{"W"}, Value: 512, Usage: "image width (default with --init-img: its width)"},
-			&cli.IntFlag{Name: "height", Aliases: []string{"H"}, Value: 512, Usage: "image height (default with --init-img: its height)"},
-			&cli.IntFlag{Name: "steps", Value: 20, Usage: "sampling steps"},
-			&cli.Float64Flag{Name: "cfg-scale", Value: 7.0, Usage: "classifier-free guidance scale"},
-			&cli.Int64Flag{Name: "seed", Aliases: []string{"s"}, Value: 42, Usage: "seed; -1 picks a random one (printed)"},
-			&cli.StringFlag{Name: "sampler", Aliases: []string{"sampling-method"}, Value: "euler_a", Usage: "euler, euler_a, heun, dpm2, dpm++2s_a, dpm++2m, lcm, ddim"},
-			&cli.StringFlag{Name: "scheduler", Value: "discrete", Usage: "discrete, karras, exponential, sgm_uniform, simple"},
-			&cli.IntFlag{Name: "batch-count", Aliases: []string{"b"}, Value: 1, Usage: "number of images (seeds increase by one)"},
+			&cli.IntFlag{Name: "width", Aliases: []string{"W"}, Value: d.Width, Usage: "image width (default with --init-img: its width)"},
+			&cli.IntFlag{Name: "height", Aliases: []string{"H"}, Value: d.Height, Usage: "image height (default with --init-img: its height)"},
+			&cli.IntFlag{Name: "steps", Value: d.Steps, Usage: "sampling steps"},
+			&cli.Float64Flag{Name: "cfg-scale", Value: d.CFGScale, Usage: "classifier-free guidance scale"},
+			&cli.Int64Flag{Name: "seed", Aliases: []string{"s"}, Value: d.Seed, Usage: "seed; -1 picks a random one (printed)"},
+			&cli.StringFlag{Name: "sampler", Aliases: []string{"sampling-method"}, Value: d.Sampler, Usage: samplers},
+			&cli.StringFlag{Name: "scheduler", Value: d.Scheduler, Usage: schedulers},
+			&cli.IntFlag{Name: "batch-count", Aliases: []string{"b"}, Value: max(d.BatchCount, 1), Usage: "number of images (seeds increase by one)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "output.png", Usage: "output file; .jpg/.jpeg writes JPEG, else PNG; %d is the image number in a batch", TakesFile: true},
 			&cli.StringFlag{Name: "init-img", Aliases: []string{"i"}, Usage: "init image for img2img / inpainting", TakesFile: true},
-			&cli.Float64Flag{Name: "strength", Value: 0.75, Usage: "img2img denoising strength in (0, 1]"},
+			&cli.Float64Flag{Name: "strength", Value: d.Strength, Usage: "img2img denoising strength in (0, 1]"},
 			&cli.StringFlag{Name: "mask", Usage: "inpainting mask (white = repaint), the size of the init image", TakesFile: true},
 			&cli.StringFlag{Name: "vae", Usage: "VAE file replacing the model's own", TakesFile: true},
-			&cli.StringFlag{Name: "type", Usage: "convert weights at load: f32, f16, bf16, q8_0, q5_0, q5_1, q4_0, q4_1 (default: as stored)"},
+			&cli.StringFlag{Name: "type", Usage: "convert weights at load, choosing each tensor's type as `sd-go quantize` does: " + types + " (default: as stored)"},
+			&cli.StringFlag{Name: "backend", Value: "cpu", Usage: "where to run: cpu, auto (the first discrete GPU, then an integrated one, then the CPU) or a backend `sd-go version` lists"},
+			&cli.IntFlag{Name: "device", Usage: "device index within the backend (`sd-go version` lists them)"},
 			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: 0, Usage: "worker threads (default: physical cores)"},
 			&cli.IntFlag{Name: "clip-skip", Value: 0, Usage: "A1111 clip skip (0: the model's default)"},
-			&cli.StringFlag{Name: "rng", Value: "cuda", Usage: "noise generator: cuda (A1111 GPU seeds) or cpu (torch CPU, diffusers)"},
+			&cli.StringFlag{Name: "rng", Value: d.RNG, Usage: "noise generator: cuda (A1111 GPU seeds) or cpu (torch CPU, diffusers)"},
 			&cli.StringFlag{Name: "prediction", Usage: "override the model's prediction type: epsilon or v (SD 2.x 768-v checkpoints)"},
-			&cli.StringFlag{Name: "compat", Value: "a1111", Usage: "whose pipeline to reproduce: a1111 (also stable-diffusion.cpp) or diffusers (use with --rng cpu)"},
+			&cli.StringFlag{Name: "compat", Value: d.Compat, Usage: "whose pipeline to reproduce: a1111 (also stable-diffusion.cpp) or diffusers (use with --rng cpu)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more"},
 			&cli.BoolFlag{Name: "quiet", Usage: "print nothing but errors"},
 			&cli.BoolFlag{Name: "no-metadata", Usage: "do not write the A1111 parameters into the image"},
@@ -85,6 +126,16 @@ func runAction(c *cli.Context) error {
 		lg.tty = true
 	}
 
+	lib, err := binding.Load(binding.LoadOptions{Path: c.String("lib")})
+	if err != nil {
+		return err
+	}
+	cat, err := lib.Catalog()
+	if err != nil {
+		return err
+	}
+	def := cat.Defaults
+
 	modelPath := c.String("model")
 	if modelPath == "" {
 		return usagef("run needs a model (-m FILE)")
@@ -103,15 +154,15 @@ func runAction(c *cli.Context) error {
 	if c.Bool("quiet") && c.Bool("verbose") {
 		return usagef("--quiet and --verbose exclude each other")
 	}
-	batch := c.Int("batch-count")
+	batch := intOr(c, "batch-count", def.BatchCount)
 	if batch < 1 {
 		return usagef("--batch-count must be at least 1, got %d", batch)
 	}
-	if c.Int("width") <= 0 || c.Int("height") <= 0 {
-		return usagef("width and height must be positive, got %dx%d", c.Int("width"), c.Int("height"))
+	if intOr(c, "width", def.Width) <= 0 || intOr(c, "height", def.Height) <= 0 {
+		return usagef("width and height must be positive, got %dx%d", intOr(c, "width", def.Width), intOr(c, "height", def.Height))
 	}
-	if c.Int("steps") <= 0 {
-		return usagef("--steps must be at least 1, got %d", c.Int("steps"))
+	if intOr(c, "steps", def.Steps) <= 0 {
+		return usagef("--steps must be at least 1, got %d", intOr(c, "steps", def.Steps))
 	}
 	if c.IsSet("mask") && !c.IsSet("init-img") {
 		return usagef("--mask needs --init-img")
@@ -133,18 +184,18 @@ func runAction(c *cli.Context) error {
 	req := binding.Request{
 		Prompt:         prompt,
 		NegativePrompt: c.String("negative-prompt"),
-		Width:          c.Int("width"),
-		Height:         c.Int("height"),
-		Steps:          c.Int("steps"),
-		CFGScale:       c.Float64("cfg-scale"),
-		Seed:           c.Int64("seed"),
+		Width:          intOr(c, "width", def.Width),
+		Height:         intOr(c, "height", def.Height),
+		Steps:          intOr(c, "steps", def.Steps),
+		CFGScale:       floatOr(c, "cfg-scale", def.CFGScale),
+		Seed:           seedOr(c, def.Seed),
 		BatchCount:     batch,
-		Sampler:        c.String("sampler"),
-		Scheduler:      c.String("scheduler"),
+		Sampler:        stringOr(c, "sampler", def.Sampler),
+		Scheduler:      stringOr(c, "scheduler", def.Scheduler),
 		RNG:            c.String("rng"),
 		ClipSkip:       c.Int("clip-skip"),
-		Strength:       c.Float64("strength"),
-		Compat:         c.String("compat"),
+		Strength:       floatOr(c, "strength", def.Strength),
+		Compat:         stringOr(c, "compat", def.Compat),
 	}
 	if req.Compat != "a1111" && req.Compat != "diffusers" {
 		return usagef("--compat must be a1111 or diffusers, got %q", req.Compat)
@@ -182,10 +233,6 @@ func runAction(c *cli.Context) error {
 		req.Mask = img
 	}
 
-	lib, err := binding.Load(binding.LoadOptions{Path: c.String("lib")})
-	if err != nil {
-		return err
-	}
 	if lg.verbose {
 		lib.SetLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	} else if !lg.quiet {
@@ -195,8 +242,12 @@ func runAction(c *cli.Context) error {
 	if lg.tty && !lg.quiet {
 		fmt.Fprintf(stderr, "loading %s ...\r", modelPath)
 	}
-	model, err := lib.LoadModel(modelPath, binding.ModelOptions{VAE: c.String("vae"), WeightType: c.String("type"),
-		RNG: c.String("rng"), Prediction: c.String("prediction"), Threads: c.Int("threads")})
+	mo := binding.ModelOptions{VAE: c.String("vae"), RNG: c.String("rng"), Prediction: c.String("prediction"),
+		Threads: c.Int("threads"), Backend: c.String("backend"), Device: c.Int("device")}
+	if err := weightOptions(lib, modelPath, c.String("type"), &mo); err != nil {
+		return err
+	}
+	model, err := lib.LoadModel(modelPath, mo)
 	if err != nil {
 		return err
 	}
@@ -510,4 +561,34 @@ func writeImageAtomic(path string, img image.Image, params string) error {
 		return fmt.Errorf("cannot write %s: %w", path, werr)
 	}
 	return nil
+}
+
+// The value of a flag the user set, else the engine's default (the flag's
+// own default shows it, but the help may have been built without an engine).
+func intOr(c *cli.Context, name string, def int) int {
+	if c.IsSet(name) {
+		return c.Int(name)
+	}
+	return def
+}
+
+func floatOr(c *cli.Context, name string, def float64) float64 {
+	if c.IsSet(name) {
+		return c.Float64(name)
+	}
+	return def
+}
+
+func stringOr(c *cli.Context, name string, def string) string {
+	if c.IsSet(name) {
+		return c.String(name)
+	}
+	return def
+}
+
+func seedOr(c *cli.Context, def int64) int64 {
+	if c.IsSet("seed") {
+		return c.Int64("seed")
+	}
+	return def
 }

@@ -8,7 +8,7 @@
 #include <new>
 #include <string>
 
-#include "core/status.h"
+#include "base/status.h"
 
 namespace sdgo::abi {
 

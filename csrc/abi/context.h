@@ -4,8 +4,8 @@
 #include <memory>
 #include <string>
 
-#include "core/threadpool.h"
-#include "cpu/cpu_features.h"
+#include "base/threadpool.h"
+#include "backends/cpu/cpu_features.h"
 
 struct sdgo_context {
     int n_threads = 1;

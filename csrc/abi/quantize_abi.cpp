@@ -94,6 +94,7 @@ int32_t sdgo_quantize_write(sdgo_quantize_source * src, sdgo_context * ctx, cons
         std::vector<int32_t> p(plan, plan + n);
         sdgo::convert::Options opt;
         opt.pool = ctx->pool.get();
+        SDGO_TRY(sdgo::model::embedded_metadata(src->model, &opt.metadata));
         opt.cancel = reinterpret_cast<const std::atomic<int32_t> *>(cancel);
         if (progress) {
             opt.progress = [&](const sdgo::convert::Progress & pr) -> bool {

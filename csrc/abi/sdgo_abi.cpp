@@ -6,7 +6,8 @@
 
 #include "abi/abi_util.h"
 #include "abi/context.h"
-#include "core/log.h"
+#include "backends/registry.h"
+#include "base/log.h"
 #include "sdgo.h"
 
 #ifndef SDGO_VERSION_STRING
@@ -127,11 +128,12 @@ int32_t sdgo_context_system_info(sdgo_context * ctx, char * buf, size_t buf_len,
         std::vector<std::string> paths;
         for (CodePath p : sdgo::cpu::runnable_code_paths()) paths.emplace_back(sdgo::cpu::code_path_name(p));
         std::string s = sdgo::strprintf(
-            "{\"engine_version\":\"%s\",\"abi_version\":%d,\"arch\":\"%s\",\"cpu_features\":%s,"
-            "\"code_paths\":%s,\"code_path\":\"%s\",\"threads\":%d,\"physical_cores\":%d,\"logical_cores\":%d}",
-            SDGO_VERSION_STRING, SDGO_ABI_VERSION, json_escape(ci.arch).c_str(), json_list(ci.feature_names()).c_str(),
-            json_list(paths).c_str(), sdgo::cpu::code_path_name(ctx->code_path), ctx->n_threads, ci.physical_cores,
-            ci.logical_cores);
+            "{\"engine_version\":\"%s\",\"abi_version\":%d,\"arch\":\"%s\",\"cpu_model\":\"%s\","
+            "\"cpu_features\":%s,\"code_paths\":%s,\"code_path\":\"%s\",\"threads\":%d,\"physical_cores\":%d,"
+            "\"logical_cores\":%d,\"backends\":%s}",
+            SDGO_VERSION_STRING, SDGO_ABI_VERSION, json_escape(ci.arch).c_str(), json_escape(ci.model).c_str(),
+            json_list(ci.feature_names()).c_str(), json_list(paths).c_str(), sdgo::cpu::code_path_name(ctx->code_path),
+            ctx->n_threads, ci.physical_cores, ci.logical_cores, sdgo::backends::registry_json().c_str());
         std::string msg;
         int32_t rc = sdgo::abi::copy_out(s, buf, buf_len, needed, &msg);
         return Status(rc, msg);

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "convert/convert.h"
-#include "core/threadpool.h"
+#include "base/threadpool.h"
 #include "types/types.h"
 
 using namespace sdgo;

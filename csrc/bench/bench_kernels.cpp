@@ -23,9 +23,9 @@
 
 #include <ctime>
 
-#include "cpu/conv.h"
-#include "cpu/gemm_micro.h"
-#include "cpu/kernels.h"
+#include "backends/cpu/conv.h"
+#include "backends/cpu/gemm_micro.h"
+#include "backends/cpu/kernels.h"
 
 using namespace sdgo;
 using cpu::CodePath;

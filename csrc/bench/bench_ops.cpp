@@ -14,12 +14,28 @@
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
+#include "backends/cpu/cpu_backend.h"
 #include "core/graph.h"
 
 using namespace sdgo;
 
 namespace {
+
+// A weight over host memory the caller keeps alive (the CPU device computes
+// on host memory directly); the wrapping buffers live for the whole run.
+Tensor * host_weight(Graph & g, DType type, std::initializer_list<int64_t> ne, const void * data) {
+    static std::vector<std::unique_ptr<Buffer>> keep;
+    Tensor probe;
+    probe.type = type;
+    int i = 0;
+    for (int64_t v : ne) probe.ne[i++] = v;
+    set_contiguous_strides(&probe);
+    std::unique_ptr<Buffer> b;
+    if (!cpu::device()->wrap_host(data, probe.nbytes(), &b).ok()) return nullptr;
+    keep.push_back(std::move(b));
+    return g.weight(type, ne, keep.back().get(), 0);
+}
+
 
 double now_s() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -97,8 +113,8 @@ int main(int argc, char ** argv) {
     for (GN sh : {GN{64, 64, 320}, GN{32, 32, 640}, GN{128, 128, 512}, GN{256, 256, 256}}) {
         s = time_graph(b, [&](Graph & g) {
             Tensor * x = g.input(DType::f32, {sh.w, sh.h, sh.c, 1});
-            return g.group_norm(x, 32, 1e-5f, g.weight(DType::f32, {sh.c}, gw.data()),
-                                g.weight(DType::f32, {sh.c}, gb.data()));
+            return g.group_norm(x, 32, 1e-5f, host_weight(g, DType::f32, {sh.c}, gw.data()),
+                                host_weight(g, DType::f32, {sh.c}, gb.data()));
         }, &bytes);
         report("group_norm", std::to_string(sh.w) + "x" + std::to_string(sh.h) + "x" + std::to_string(sh.c), s, bytes);
     }
@@ -142,11 +158,11 @@ int main(int argc, char ** argv) {
         static std::vector<float> bias(C, 0.01f), emb(C, 0.1f);
         s = time_graph(b, [&](Graph & g) {
             Tensor * x = g.input(DType::f32, {W, H, C, 1});
-            Tensor * h = g.conv2d(g.weight(DType::f16, {3, 3, C, C}, w1.data()), g.silu(g.group_norm(x, 32, 1e-5f)),
-                                  g.weight(DType::f32, {C}, bias.data()), 1, 1, 1, 1);
-            h = g.add(h, g.reshape(g.weight(DType::f32, {C}, emb.data()), {1, 1, C, 1}));
-            h = g.conv2d(g.weight(DType::f16, {3, 3, C, C}, w2.data()), g.silu(g.group_norm(h, 32, 1e-5f)),
-                         g.weight(DType::f32, {C}, bias.data()), 1, 1, 1, 1);
+            Tensor * h = g.conv2d(host_weight(g, DType::f16, {3, 3, C, C}, w1.data()), g.silu(g.group_norm(x, 32, 1e-5f)),
+                                  host_weight(g, DType::f32, {C}, bias.data()), 1, 1, 1, 1);
+            h = g.add(h, g.reshape(host_weight(g, DType::f32, {C}, emb.data()), {1, 1, C, 1}));
+            h = g.conv2d(host_weight(g, DType::f16, {3, 3, C, C}, w2.data()), g.silu(g.group_norm(h, 32, 1e-5f)),
+                         host_weight(g, DType::f32, {C}, bias.data()), 1, 1, 1, 1);
             return g.add(x, h);
         }, nullptr, true);
         const double flops = 2.0 * 2 * 9 * C * C * W * H;

@@ -15,7 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "cpu/cpu_features.h"
+#include "backends/cpu/type_convert.h"
+#include "backends/cpu/cpu_features.h"
 #include "types/types.h"
 
 using namespace sdgo;
@@ -54,8 +55,8 @@ int main(int argc, char ** argv) {
         std::vector<uint8_t> q(row_size(t, npr) * nrows);
         type_traits(t)->quantize(x.data(), q.data(), nrows, npr, nullptr);
         for (cpu::CodePath p : cpu::runnable_code_paths()) {
-            if (p != cpu::CodePath::scalar && !has_simd_to_f32(t, p)) continue;
-            const ToF32Fn fn = to_f32_for(t, p);
+            if (p != cpu::CodePath::scalar && !cpu::has_simd_to_f32(t, p)) continue;
+            const ToF32Fn fn = cpu::to_f32_for(t, p);
             const double s = best_time([&] { fn(q.data(), y.data(), n); }, quick ? 3 : 20, budget);
             std::printf("  %-6s %-7s %10.0f %10.2f\n", dtype_name(t), cpu::code_path_name(p), n / s / 1e6,
                         n * 4.0 / s / 1e9);

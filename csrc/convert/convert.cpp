@@ -13,7 +13,8 @@
 #include <limits>
 #include <random>
 
-#include "core/threadpool.h"
+#include "backends/cpu/type_convert.h"
+#include "base/threadpool.h"
 #include "formats/gguf.h"
 
 namespace sdgo::convert {
@@ -87,7 +88,8 @@ Status decode(const TensorEntry & t, int64_t e0, int64_t n, float * out, std::ve
         return Status();
     }
     const TypeTraits * tr = type_traits(t.type);
-    if (!tr || !tr->to_f32)
+    const ToF32Fn to_f32 = cpu::host_to_f32(t.type);
+    if (!tr || !to_f32)
         return error(SDGO_ERR_UNSUPPORTED, "%s: cannot convert type %s", t.name.c_str(), t.type_name().c_str());
     const size_t off = (size_t)(e0 / tr->block_size) * tr->type_size;
     const size_t nb = (size_t)(n / tr->block_size) * tr->type_size;
@@ -103,10 +105,10 @@ Status decode(const TensorEntry & t, int64_t e0, int64_t n, float * out, std::ve
         const int64_t chunks = (nblocks + per - 1) / per;
         pool->parallel_for(chunks, 1, [&](int64_t c, int) {
             const int64_t b0 = c * per, bn = std::min(per, nblocks - b0);
-            tr->to_f32(a + (size_t)b0 * tr->type_size, out + b0 * tr->block_size, bn * tr->block_size);
+            to_f32(a + (size_t)b0 * tr->type_size, out + b0 * tr->block_size, bn * tr->block_size);
         });
     } else {
-        tr->to_f32(a, out, n);
+        to_f32(a, out, n);
     }
     return Status();
 }
@@ -191,6 +193,39 @@ private:
 };
 
 }  // namespace
+
+Status quantize_rows_parallel(DType t, const float * src, void * dst, size_t cap, int64_t nrows, int64_t n_per_row,
+                              const float * imatrix, size_t * written, ThreadPool * pool) {
+    *written = 0;
+    if (t == DType::f16 || t == DType::bf16) {
+        size_t need = 0;
+        SDGO_TRY(tensor_bytes(t, n_per_row, nrows, &need).wrap("quantize"));
+        if (need > cap) return error(SDGO_ERR_BUFFER_TOO_SMALL, "quantize: %zu bytes needed, %zu available", need, cap);
+        cpu::host_from_f32(t)(src, dst, nrows * n_per_row);
+        *written = need;
+        return Status();
+    }
+    if (!pool || pool->size() < 2 || nrows < 2)
+        return quantize_rows(t, src, dst, cap, nrows, n_per_row, imatrix, written);
+    size_t need = 0;
+    SDGO_TRY(tensor_bytes(t, n_per_row, nrows, &need).wrap("quantize"));
+    if (need > cap) return error(SDGO_ERR_BUFFER_TOO_SMALL, "quantize: %zu bytes needed, %zu available", need, cap);
+    const size_t rs = row_size(t, n_per_row);
+    const int64_t rows_per_chunk = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, n_per_row));
+    const int64_t nchunks = (nrows + rows_per_chunk - 1) / rows_per_chunk;
+    std::vector<Status> st(static_cast<size_t>(nchunks));
+    pool->parallel_for(nchunks, 1, [&](int64_t c, int) {
+        const int64_t r0 = c * rows_per_chunk;
+        const int64_t nr = std::min(rows_per_chunk, nrows - r0);
+        size_t w = 0;
+        st[static_cast<size_t>(c)] = quantize_rows(t, src + r0 * n_per_row, static_cast<uint8_t *>(dst) + size_t(r0) * rs,
+                                                   size_t(nr) * rs, nr, n_per_row, imatrix, &w);
+    });
+    for (const Status & s : st) SDGO_TRY(s);
+    *written = need;
+    return Status();
+}
+
 
 void restore_sdcpp_shapes(formats::ModelFiles * m) {
     auto ends = [](const std::string & s, const char * suf) {
@@ -310,8 +345,8 @@ Status convert_tensor(const TensorEntry & t, int32_t to, ThreadPool * pool, cons
         SDGO_TRY(tensor_bytes(dst, ne0, nr, &need).wrap(t.name));
         out.resize(need);
         size_t written = 0;
-        SDGO_TRY(quantize_rows(dst, f32.data(), out.data(), out.size(), nr, ne0, ones.empty() ? nullptr : ones.data(),
-                               &written, pool)
+        SDGO_TRY(quantize_rows_parallel(dst, f32.data(), out.data(), out.size(), nr, ne0,
+                                        ones.empty() ? nullptr : ones.data(), &written, pool)
                      .wrap("tensor " + t.name));
         SDGO_TRY(sink(out.data(), written));
         if (on_piece) SDGO_TRY(on_piece(src_elem_bytes(t, nr * ne0)));
@@ -363,6 +398,11 @@ Status write_gguf(const formats::ModelFiles & m, const std::vector<int32_t> & pl
     // The header comes from the GGUF writer; the data is streamed after it.
     formats::GGUFWriter w;
     if (any_quantized) w.set("general.quantization_version", formats::GGUFValue::of_u32(2));
+    for (const auto & kv : opt.metadata) {
+        if (kv.second.size() > formats::kGGUFMaxLen)
+            return error(SDGO_ERR_UNSUPPORTED, "metadata %s is too long for GGUF", kv.first.c_str());
+        w.set(kv.first, formats::GGUFValue::of_str(kv.second));
+    }
     for (const Out & o : outs) {
         const TensorEntry & t = m.tensors[o.index];
         SDGO_TRY(w.add_tensor(t.name, o.type, t.ne, nullptr, o.nbytes));

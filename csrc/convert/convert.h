@@ -7,13 +7,13 @@
 // it from stable-diffusion.cpp's rules). This file owns the numerics and the
 // file format:
 //   * source types are first normalised as stable-diffusion.cpp does
-//     (spec-formats.md §3.1): f8_e4m3/f8_e5m2 -> f16, f64 -> f32, i64 -> i32;
+//     (its model_loader): f8_e4m3/f8_e5m2 -> f16, f64 -> f32, i64 -> i32;
 //     f32, f16, bf16, i8, i16, i32 and the ggml block types stay;
 //   * a tensor whose target equals its normalised type is copied as is
 //     (bytes unchanged); every other one goes through f32 and the type
 //     table's quantizer (ggml_quantize_chunk semantics) with an importance
-//     vector of ones, the call stable-diffusion.cpp's converter makes
-//     (§3.4), so q4_x/q5_x blocks come from ggml's weighted path;
+//     vector of ones, the call stable-diffusion.cpp's converter makes,
+//     so q4_x/q5_x blocks come from ggml's weighted path;
 //   * the GGUF (v3, alignment 32, tensors in plan order, each padded) is
 //     streamed into a temporary file beside the output and renamed over it
 //     at the end; on failure or cancellation the temporary file is removed
@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "core/status.h"
+#include "base/status.h"
 #include "formats/model_file.h"
 #include "types/types.h"
 
@@ -57,6 +57,13 @@ Status convert_tensor(const formats::TensorEntry & t, int32_t to, ThreadPool * p
                       const std::function<Status(const void * data, size_t n)> & sink,
                       const std::function<Status(uint64_t src_bytes)> & on_piece = {});
 
+// quantize_rows (types.h) spread over the pool's threads by chunks of whole
+// rows (about 64K elements each); rows are independent, so the bytes are the
+// same for any thread count. f16 and bf16 go through the CPU's SIMD
+// encoders, which give the reference bits. pool may be NULL.
+Status quantize_rows_parallel(DType t, const float * src, void * dst, size_t cap, int64_t nrows, int64_t n_per_row,
+                              const float * imatrix, size_t * written, ThreadPool * pool);
+
 // Gives the VAE's mid-block attention q/k/v/proj_out weights back the 1x1
 // convolution shape [C, C, 1, 1] (ggml ne = [1, 1, C, C]) that LDM
 // checkpoints and stable-diffusion.cpp use; the canonical naming stores them
@@ -84,6 +91,8 @@ struct Options {
     ThreadPool * pool = nullptr;
     const std::atomic<int32_t> * cancel = nullptr;
     ProgressFn progress;
+    // String metadata written as well (e.g. model::embedded_metadata).
+    std::vector<std::pair<std::string, std::string>> metadata;
 };
 
 struct Result {

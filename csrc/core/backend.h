@@ -1,15 +1,27 @@
-// backend.h — where graphs run. Model code sees only Graph + Backend; a GPU
-// backend implements this interface without any change to model code.
+// backend.h — where graphs run: buffers, devices and backends, as the model
+// code sees them. Nothing here knows any particular backend; each one lives
+// in its own folder under csrc/backends/ and implements these interfaces.
+//
+//   Device   one piece of hardware a backend drives (the CPU, a GPU). It
+//            allocates Buffers, copies bytes into and out of them, says
+//            which ops and type pairs it can compute (supports_op), and
+//            creates Backends. A Device is shared: the weights of a loaded
+//            model live in its buffers, uploaded once, and every session of
+//            that model reads them. Its methods are thread-safe.
+//   Buffer   a block of a device's memory. Tensors point into one with an
+//            offset (Tensor::buffer, Tensor::offset).
+//   Backend  one execution context on a device (a session owns one): its
+//            threads or queues and scratch. It runs one compute at a time.
 //
 // Life of a graph on a backend:
-//   alloc_graph(g)  plans the intermediates (planner.h), allocates one arena
-//                   buffer for them and assigns every input, node and view
-//                   its address; the graph keeps the arena.
+//   alloc_graph(g)  checks that the device supports every node and that
+//                   every weight lives on this device, plans the
+//                   intermediates (planner.h), allocates one arena buffer for
+//                   them and assigns every input, node and view its buffer
+//                   and offset; the graph keeps the arena.
 //   set_tensor      copies host data into an input (or any allocated tensor).
 //   compute(g)      runs every node in order.
 //   get_tensor      copies a tensor (e.g. an output) back to the host.
-// Weights are host memory given at graph build; a device backend uploads or
-// maps them as it sees fit.
 #pragma once
 
 #include <cstddef>
@@ -18,49 +30,92 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
 #include "core/graph.h"
-#include "core/status.h"
 #include "core/tensor.h"
-#include "core/threadpool.h"
-#include "cpu/cpu_features.h"
 
 namespace sdgo {
 
-namespace ops {
-class Scratch;
-}
+class Backend;
+class Device;
 
-// A block of backend memory.
+// A block of device memory.
 class Buffer {
 public:
     virtual ~Buffer() = default;
     virtual size_t size() const = 0;
-    // Address used for tensor data pointers (host address for the CPU; an
-    // opaque device address for other backends).
+    // The address tensor data pointers are formed from (base() + offset): a
+    // host address where the device's memory is host-visible (the CPU), an
+    // opaque value otherwise.
     virtual void * base() = 0;
+    virtual Device * device() const = 0;
 };
 
-// A backend runs one compute at a time (it is not meant to be shared by
-// concurrent callers); graphs are not thread-safe either.
+enum class DeviceType : int { cpu = 0, gpu_discrete = 1, gpu_integrated = 2, gpu_virtual = 3, other = 4 };
+const char * device_type_name(DeviceType t);  // "cpu", "discrete-gpu", "integrated-gpu", "virtual-gpu", "other"
+
+struct DeviceInfo {
+    std::string backend;       // the backend's name: "cpu", "vulkan", ...
+    int index = 0;             // within its backend
+    std::string name;          // e.g. "cpu", "NVIDIA H200"
+    std::string description;   // e.g. the CPU model, the driver
+    DeviceType type = DeviceType::other;
+    uint64_t memory_bytes = 0;      // memory the device can use (host RAM for the CPU)
+    uint64_t max_buffer_bytes = 0;  // largest single buffer
+};
+
+struct BackendOptions {
+    int n_threads = 0;    // CPU: worker threads (<= 0: physical cores)
+    std::string variant;  // backend-specific code variant (the CPU's "avx512", "avx2", "neon",
+                          // "scalar"); "" = the best this device runs
+};
+
+class Device {
+public:
+    virtual ~Device() = default;
+    virtual const DeviceInfo & info() const = 0;
+
+    // A buffer of at least `size` bytes, aligned to kAlignment.
+    // SDGO_ERR_OUT_OF_MEMORY names the size when it cannot be had.
+    virtual Status alloc_buffer(size_t size, std::unique_ptr<Buffer> * out) = 0;
+    // Whether this device computes on host memory directly, so that a buffer
+    // can wrap memory the caller owns (e.g. a memory-mapped file) without a
+    // copy. The caller keeps that memory valid and unchanged while the
+    // buffer lives.
+    virtual bool can_wrap_host() const { return false; }
+    virtual Status wrap_host(const void * ptr, size_t size, std::unique_ptr<Buffer> * out);
+    // Copies between host memory and a buffer of this device.
+    virtual Status write(Buffer * b, size_t offset, const void * src, size_t n) = 0;
+    virtual Status read(Buffer * b, size_t offset, void * dst, size_t n) = 0;
+
+    // Whether a backend of this device can compute `node`: its op with its
+    // sources' types, shapes and layouts. Graph builders check shapes only;
+    // this is where type pairs are decided.
+    virtual bool supports_op(const Tensor * node) const = 0;
+
+    // A new execution context on this device.
+    virtual Status new_backend(const BackendOptions & opt, std::unique_ptr<Backend> * out) = 0;
+
+    static constexpr size_t kAlignment = 64;
+};
+
+// One execution context on a device. Not thread-safe: one caller at a time.
 class Backend {
 public:
+    explicit Backend(Device * device) : device_(device) {}
     virtual ~Backend() = default;
-    virtual const char * name() const = 0;
-
-    // Allocates a buffer of `size` bytes, aligned to kAlignment.
-    virtual Status alloc_buffer(size_t size, std::unique_ptr<Buffer> * out) = 0;
-    // Whether this backend can compute `node` (its op with its source types).
-    virtual bool supports_op(const Tensor * node) const = 0;
+    Device * device() const { return device_; }
+    const char * name() const { return device_->info().backend.c_str(); }
 
     // Plans and allocates the graph's memory (see above). Fails with the
     // graph's recorded build error, SDGO_ERR_UNSUPPORTED for an op the
-    // backend cannot run, SDGO_ERR_OUT_OF_MEMORY when the arena cannot be
-    // allocated.
-    virtual Status alloc_graph(Graph & g) = 0;
+    // device cannot run, SDGO_ERR_INVALID_ARGUMENT for a weight on another
+    // device, SDGO_ERR_OUT_OF_MEMORY when the arena cannot be allocated.
+    Status alloc_graph(Graph & g);
     // Copies size bytes at byte offset into / out of an allocated tensor's
     // storage (t must be contiguous over that range).
-    virtual Status set_tensor(Tensor * t, const void * data, size_t offset, size_t size) = 0;
-    virtual Status get_tensor(const Tensor * t, void * data, size_t offset, size_t size) = 0;
+    Status set_tensor(Tensor * t, const void * data, size_t offset, size_t size);
+    Status get_tensor(const Tensor * t, void * data, size_t offset, size_t size);
     // Runs the graph (allocating it first if needed). Between nodes it asks
     // the abort callback, if set, and stops with SDGO_ERR_CANCELED when it
     // returns true.
@@ -85,50 +140,17 @@ public:
     std::vector<OpTime> profile() const;
     std::string profile_report() const;  // one line per op: name, count, ms, share
 
-    static constexpr size_t kAlignment = 64;
-
 protected:
+    // Rewrites the graph before planning (e.g. fuses ops); default: nothing.
+    virtual void prepare_graph(Graph & g) { (void)g; }
     bool should_abort() const { return abort_fn_ && abort_fn_(abort_user_); }
     void add_time(Op op, double seconds);
 
+    Device * device_;
     AbortFn abort_fn_ = nullptr;
     void * abort_user_ = nullptr;
     bool profiling_ = false;
     std::vector<OpTime> profile_;  // indexed by op
-};
-
-// The CPU backend: runs ops on a thread pool with the chosen code path (a
-// path this CPU cannot run falls back to scalar). alloc_graph() fuses
-// silu(group_norm(x)) into one op when the group norm has no other reader.
-class CpuBackend final : public Backend {
-public:
-    // Owns a pool of n_threads threads.
-    CpuBackend(int n_threads, cpu::CodePath path);
-    // Uses an existing pool (not owned; must outlive the backend).
-    CpuBackend(ThreadPool * pool, cpu::CodePath path);
-    ~CpuBackend() override;
-
-    const char * name() const override { return "cpu"; }
-    Status alloc_buffer(size_t size, std::unique_ptr<Buffer> * out) override;
-    bool supports_op(const Tensor * node) const override;
-    Status alloc_graph(Graph & g) override;
-    Status set_tensor(Tensor * t, const void * data, size_t offset, size_t size) override;
-    Status get_tensor(const Tensor * t, void * data, size_t offset, size_t size) override;
-    Status compute(Graph & g) override;
-
-    ThreadPool & pool() { return *pool_; }
-    cpu::CodePath code_path() const { return path_; }
-    int n_threads() const { return pool_->size(); }
-    // Element-wise jobs smaller than this run on one thread (default 16384;
-    // 0 splits every job, which tests use to exercise the threaded paths).
-    void set_min_parallel_work(int64_t elements) { min_parallel_work_ = elements; }
-
-private:
-    std::unique_ptr<ThreadPool> owned_pool_;
-    ThreadPool * pool_;
-    cpu::CodePath path_;
-    int64_t min_parallel_work_ = 16384;
-    std::unique_ptr<ops::Scratch> scratch_;  // kept across computes (no page faults per step)
 };
 
 }  // namespace sdgo

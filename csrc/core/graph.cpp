@@ -15,10 +15,6 @@ constexpr int64_t kMaxElements = int64_t(1) << 46;
 
 bool is_float_type(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
 
-bool has_to_f32(DType t) {
-    const TypeTraits * tr = type_traits(t);
-    return tr && tr->to_f32;
-}
 
 }  // namespace
 
@@ -93,19 +89,26 @@ Tensor * Graph::input(DType type, std::initializer_list<int64_t> ne, const char 
     return input(type, static_cast<int>(ne.size()), ne.begin(), name);
 }
 
-Tensor * Graph::weight(DType type, int n_dims, const int64_t * ne, const void * data, const char * name) {
+Tensor * Graph::weight(DType type, int n_dims, const int64_t * ne, Buffer * buffer, size_t offset, const char * name) {
     Status st = check_dims(type, n_dims, ne, "weight");
     if (!st.ok()) return fail(st.wrap(name ? name : "weight"));
-    if (!data) return fail(error(SDGO_ERR_INVALID_ARGUMENT, "weight %s: null data", name ? name : ""));
+    if (!buffer) return fail(error(SDGO_ERR_INVALID_ARGUMENT, "weight %s: no buffer", name ? name : ""));
     Tensor * t = new_tensor(type, n_dims, ne);
+    if (offset > buffer->size() || t->nbytes() > buffer->size() - offset) {
+        return fail(error(SDGO_ERR_INVALID_ARGUMENT, "weight %s: %zu bytes at offset %zu exceed its buffer of %zu",
+                          name ? name : "", t->nbytes(), offset, buffer->size()));
+    }
     t->flags |= kFlagWeight;
-    t->data = const_cast<void *>(data);
+    t->buffer = buffer;
+    t->offset = offset;
+    t->data = static_cast<char *>(buffer->base()) + offset;
     if (name) t->name = name;
     return t;
 }
 
-Tensor * Graph::weight(DType type, std::initializer_list<int64_t> ne, const void * data, const char * name) {
-    return weight(type, static_cast<int>(ne.size()), ne.begin(), data, name);
+Tensor * Graph::weight(DType type, std::initializer_list<int64_t> ne, Buffer * buffer, size_t offset,
+                       const char * name) {
+    return weight(type, static_cast<int>(ne.size()), ne.begin(), buffer, offset, name);
 }
 
 // ---- views ---------------------------------------------------------------
@@ -128,7 +131,11 @@ Tensor * Graph::make_view(Tensor * a, const int64_t ne[4], const size_t nb[4], s
     t->src[0] = a;
     t->view_src = root;
     t->view_offs = offs;
-    if (root->data) t->data = static_cast<char *>(root->data) + offs;
+    if (root->buffer) {
+        t->buffer = root->buffer;
+        t->offset = root->offset + offs;
+        t->data = static_cast<char *>(root->data) + offs;
+    }
     return t;
 }
 
@@ -209,7 +216,7 @@ Tensor * Graph::cast(Tensor * a, DType type) {
     if (!check(a, "cast")) return fail(Status());
     if (!is_float_type(type))
         return fail(error(SDGO_ERR_UNSUPPORTED, "cast: target type %s (f32, f16, bf16 supported)", dtype_name(type)));
-    if (!is_float_type(a->type) && !(has_to_f32(a->type) && a->rows_contiguous() && type == DType::f32))
+    if (!is_float_type(a->type) && !(a->rows_contiguous() && type == DType::f32))
         return fail(error(SDGO_ERR_UNSUPPORTED, "cast: %s to %s", a->shape_str().c_str(), dtype_name(type)));
     Tensor * t = new_tensor(type, 4, a->ne);
     t->op = Op::cpy;
@@ -355,8 +362,6 @@ Tensor * Graph::mul_mat(Tensor * w, Tensor * x, Tensor * bias) {
     if (bias && !check(bias, "mul_mat bias")) return fail(Status());
     if (x->type != DType::f32)
         return fail(error(SDGO_ERR_UNSUPPORTED, "mul_mat: activations must be f32, got %s", x->shape_str().c_str()));
-    if (!has_to_f32(w->type) && w->type != DType::f32)
-        return fail(error(SDGO_ERR_UNSUPPORTED, "mul_mat: weight type %s has no dequantizer", dtype_name(w->type)));
     if (w->ne[0] != x->ne[0])
         return fail(error(SDGO_ERR_INVALID_ARGUMENT, "mul_mat: inner sizes differ: weight %s, input %s",
                           w->shape_str().c_str(), x->shape_str().c_str()));
@@ -381,8 +386,6 @@ Tensor * Graph::conv2d(Tensor * w, Tensor * x, Tensor * bias, int stride_w, int 
     if (bias && !check(bias, "conv2d bias")) return fail(Status());
     if (x->type != DType::f32)
         return fail(error(SDGO_ERR_UNSUPPORTED, "conv2d: input must be f32, got %s", x->shape_str().c_str()));
-    if (w->type != DType::f32 && w->type != DType::f16 && !has_to_f32(w->type))
-        return fail(error(SDGO_ERR_UNSUPPORTED, "conv2d: weight type %s has no dequantizer", dtype_name(w->type)));
     if (!w->is_contiguous()) return fail(error(SDGO_ERR_UNSUPPORTED, "conv2d: weight must be contiguous"));
     if (w->ne[2] != x->ne[2])
         return fail(error(SDGO_ERR_INVALID_ARGUMENT, "conv2d: weight %s expects %lld input channels, input %s",
@@ -528,8 +531,6 @@ Tensor * Graph::timestep_embedding(Tensor * ts, int dim, float max_period, bool 
 
 Tensor * Graph::get_rows(Tensor * table, Tensor * idx) {
     if (!check(table, "get_rows") || !check(idx, "get_rows")) return fail(Status());
-    if (table->type != DType::f32 && !has_to_f32(table->type))
-        return fail(error(SDGO_ERR_UNSUPPORTED, "get_rows: table type %s has no dequantizer", dtype_name(table->type)));
     if (!table->rows_contiguous() || table->ne[2] != 1 || table->ne[3] != 1)
         return fail(error(SDGO_ERR_UNSUPPORTED, "get_rows: table must be 2-D with contiguous rows, got %s",
                           table->shape_str().c_str()));

@@ -2,13 +2,16 @@
 //
 //   Graph g;
 //   Tensor * x = g.input(DType::f32, {320, 4096});
-//   Tensor * w = g.weight(DType::f16, {320, 1280}, mapped_bytes);
+//   Tensor * w = g.weight(DType::f16, {320, 1280}, buffer, offset);  // e.g. from a WeightStore
 //   Tensor * y = g.silu(g.mul_mat(w, x));
 //   g.set_output(y);
 //   backend.alloc_graph(g);            // plans the arena, assigns data pointers
 //   backend.set_tensor(x, host, 0, x->nbytes());
 //   backend.compute(g);                // may be repeated; inputs keep their data
 //   backend.get_tensor(y, host_out, 0, y->nbytes());
+//
+// Builders check shapes and layouts; which element types an op can take is
+// the backend's answer (Device::supports_op), checked by alloc_graph().
 //
 // Error handling: builder calls never fail loudly. The first invalid call
 // (shape mismatch, unsupported type, null or foreign tensor) is recorded in
@@ -29,7 +32,7 @@
 #include <memory>
 #include <vector>
 
-#include "core/status.h"
+#include "base/status.h"
 #include "core/tensor.h"
 
 namespace sdgo {
@@ -52,10 +55,14 @@ public:
     // It keeps its contents across computes of the same graph.
     Tensor * input(DType type, std::initializer_list<int64_t> ne, const char * name = nullptr);
     Tensor * input(DType type, int n_dims, const int64_t * ne, const char * name = nullptr);
-    // A weight: external memory (e.g. mmapped), dense layout, any type. The
-    // memory must stay valid and unchanged while the graph is computed.
-    Tensor * weight(DType type, std::initializer_list<int64_t> ne, const void * data, const char * name = nullptr);
-    Tensor * weight(DType type, int n_dims, const int64_t * ne, const void * data, const char * name = nullptr);
+    // A weight: a dense tensor of any type at `offset` in a device buffer
+    // (filled before compute, e.g. once at model load). The buffer must
+    // live on the device of the backend that allocates the graph, and stay
+    // valid and unchanged while the graph is computed.
+    Tensor * weight(DType type, std::initializer_list<int64_t> ne, Buffer * buffer, size_t offset,
+                    const char * name = nullptr);
+    Tensor * weight(DType type, int n_dims, const int64_t * ne, Buffer * buffer, size_t offset,
+                    const char * name = nullptr);
 
     // ---- views (share storage, no copy) ----
     // ne: 1..4 sizes; nb: byte strides of dims 1..n-1 (n-1 values); offset in bytes.
@@ -105,13 +112,15 @@ public:
     Tensor * layer_norm(Tensor * a, float eps, Tensor * w = nullptr, Tensor * b = nullptr);
 
     // ---- linear algebra ----
-    // w: [K, N, b2, b3] any type with a dequantizer; x: [K, M, B2, B3] f32,
+    // w: [K, N, b2, b3] of any type the backend supports for it (its
+    // supports_op decides; the CPU takes every type with a decoder); x: [K, M, B2, B3] f32,
     // B2 % b2 == 0, B3 % b3 == 0 (w broadcast). -> [N, M, B2, B3].
     // Optional bias: N f32 elements, added to every output row.
     Tensor * mul_mat(Tensor * w, Tensor * x, Tensor * bias = nullptr);
     Tensor * linear(Tensor * x, Tensor * w, Tensor * bias = nullptr) { return mul_mat(w, x, bias); }
-    // w: [KW, KH, Cin, Cout] contiguous, f32/f16 (used directly) or any
-    // type with a dequantizer, e.g. bf16 (converted to f32 at each compute);
+    // w: [KW, KH, Cin, Cout] contiguous, of a type the backend supports for
+    // it (the CPU uses f32/f16 directly and converts others, e.g. bf16, to
+    // f32 at each compute);
     // x: [W, H, Cin, N] f32; bias: Cout f32 or null. -> [OW, OH, Cout, N].
     Tensor * conv2d(Tensor * w, Tensor * x, Tensor * bias, int stride_w, int stride_h, int pad_w, int pad_h);
     // q: [D, Nq, H, B], k and v: [D, Nk, H, B] (views with any strides, D
@@ -131,7 +140,7 @@ public:
     // (dim/2 - shift)); flip_sin_to_cos puts cos first. Odd dim: last = 0.
     Tensor * timestep_embedding(Tensor * t, int dim, float max_period = 10000.0f, bool flip_sin_to_cos = true,
                                 float downscale_freq_shift = 0.0f);
-    // table: [K, R] any type with a dequantizer; idx: [n] or [n, m] i32 -> [K, n, m] f32.
+    // table: [K, R] of a type the backend supports; idx: [n] or [n, m] i32 -> [K, n, m] f32.
     Tensor * get_rows(Tensor * table, Tensor * idx);
 
     // ---- reductions (f32 result) ----

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "core/graph.h"
-#include "core/status.h"
+#include "base/status.h"
 
 namespace sdgo {
 

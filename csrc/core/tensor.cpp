@@ -1,6 +1,6 @@
 #include "core/tensor.h"
 
-#include "core/status.h"
+#include "base/status.h"
 
 namespace sdgo {
 

@@ -5,8 +5,8 @@
 // size in bytes for block-quantized types, whose ne[0] counts elements).
 // A tensor is either
 //   - a leaf: an input (its memory is planned by the backend; the caller sets
-//     its data after allocation and before compute) or a weight (external
-//     memory, e.g. mmapped file data of any type, set when it is created);
+//     its data after allocation and before compute) or a weight (a tensor in
+//     a device buffer that a model filled once, given when it is created);
 //   - a node: the result of an op on src[] tensors, with op parameters;
 //   - a view: a node with op == Op::view that shares the storage of
 //     view_src (always the storage owner, never another view) at view_offs.
@@ -20,6 +20,8 @@
 #include "types/types.h"
 
 namespace sdgo {
+
+class Buffer;  // core/backend.h
 
 constexpr int kMaxDims = 4;
 constexpr int kMaxSrc = 4;
@@ -69,7 +71,7 @@ const char * op_name(Op op);
 
 enum TensorFlags : uint32_t {
     kFlagInput = 1u << 0,   // leaf whose memory the planner assigns
-    kFlagWeight = 1u << 1,  // leaf with external memory
+    kFlagWeight = 1u << 1,  // leaf in a buffer given at creation
     kFlagOutput = 1u << 2,  // kept alive until the end of compute
 };
 
@@ -86,7 +88,12 @@ struct Tensor {
     Tensor * view_src = nullptr;  // storage owner for views
     size_t view_offs = 0;         // byte offset into view_src's storage
 
-    void * data = nullptr;  // set for weights at creation, for others by the backend
+    // Storage: a buffer and a byte offset into it (weights: given at
+    // creation; everything else: assigned by Backend::alloc_graph). data is
+    // buffer->base() + offset, a host address on host-visible devices.
+    Buffer * buffer = nullptr;
+    size_t offset = 0;
+    void * data = nullptr;
     uint32_t flags = 0;
     int32_t id = -1;        // creation index in its graph
     std::string name;

@@ -1,4 +1,4 @@
-// gguf.h — GGUF v2/v3 reader and writer (spec-formats.md §1).
+// gguf.h — GGUF v2/v3 reader and writer.
 //
 // The reader enforces ggml's own rules (§1.5): magic, version 2 or 3 (v1 and
 // byte-swapped files are refused), unique non-empty keys, a UINT32

@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "core/status.h"
+#include "base/status.h"
 
 namespace sdgo::formats {
 

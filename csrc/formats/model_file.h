@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/status.h"
+#include "base/status.h"
 #include "formats/mapped_file.h"
 #include "types/types.h"
 
@@ -78,6 +78,7 @@ public:
 
     // Lookup by canonical name (call reindex() after renaming).
     const TensorEntry * find(const std::string & name) const;
+    bool has(const std::string & name) const { return find(name) != nullptr; }
     TensorEntry * find_mut(const std::string & name);
     void reindex();
     // Adds a tensor; fails on a duplicate name.

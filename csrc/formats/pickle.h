@@ -1,6 +1,6 @@
 // pickle.h — a safe, non-executing pickle reader for PyTorch checkpoints.
 //
-// The VM interprets the opcodes of spec-formats.md §5.3 into an arena of
+// The VM interprets the pickle protocol 0–5 opcodes into an arena of
 // inert values. Only an allow-list of globals can be referenced at all:
 // collections.OrderedDict, torch._utils._rebuild_tensor{,_v2,_v3},
 // torch._utils._rebuild_parameter{,_with_state}, the torch.*Storage classes,
@@ -18,7 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/status.h"
+#include "base/status.h"
 #include "formats/model_file.h"
 
 namespace sdgo::formats {

@@ -1,6 +1,6 @@
 // safetensors.h — safetensors reader (mmap, zero copy) and writer.
 //
-// Validation follows the reference implementation (spec-formats.md §4.3):
+// Validation follows the reference implementation (the Rust safetensors crate):
 // header length bounds, strict JSON, known dtypes, shape products checked for
 // overflow, byte lengths equal to shape x dtype size, tensors sorted by offset
 // from 0 with no gaps or overlaps and covering the buffer exactly.

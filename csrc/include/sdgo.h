@@ -11,7 +11,9 @@
  *     time.
  *   - A handle (sdgo_context, and the handles that later calls add) may be
  *     used from any OS thread, but by one caller at a time: calls on the same
- *     handle must not overlap. Distinct handles are independent.
+ *     handle must not overlap, unless the handle's section says otherwise
+ *     (a loaded model is shared by its sessions; see "Models, sessions and
+ *     generation"). Distinct handles are independent.
  *   - The engine runs its own worker threads inside a call; callbacks are
  *     invoked only on the thread that made the call, never on a worker.
  *
@@ -62,7 +64,7 @@
 extern "C" {
 #endif
 
-#define SDGO_ABI_VERSION 1
+#define SDGO_ABI_VERSION 2
 
 /* Status codes returned by every fallible call. */
 enum sdgo_status {
@@ -129,10 +131,14 @@ SDGO_API int32_t sdgo_context_set_code_path(sdgo_context * ctx, const char * nam
 
 /*
  * System information as a JSON object, NUL-terminated, written into buf:
- *   {"engine_version":"…","abi_version":1,"arch":"x86_64",
+ *   {"engine_version":"…","abi_version":2,"arch":"x86_64","cpu_model":"…",
  *    "cpu_features":["sse4.2","avx2",…],"code_paths":["avx512","avx2","scalar"],
- *    "code_path":"avx512","threads":2,"physical_cores":2,"logical_cores":2}
- * `code_paths` lists the paths compiled in and runnable here, best first.
+ *    "code_path":"avx512","threads":2,"physical_cores":2,"logical_cores":2,
+ *    "backends":[{"name":"cpu","devices":[{"index":0,"name":"cpu",
+ *      "description":"…","type":"cpu","memory_bytes":N,"max_buffer_bytes":N}],
+ *      "note":""}]}
+ * `code_paths` lists the paths compiled in and runnable here, best first;
+ * `backends` the backends compiled in and the devices each one sees.
  * *needed (if not NULL) receives the buffer size required, NUL included.
  */
 SDGO_API int32_t sdgo_context_system_info(sdgo_context * ctx, char * buf, size_t buf_len, size_t * needed);
@@ -228,68 +234,122 @@ SDGO_API int32_t sdgo_quantize_write(sdgo_quantize_source * src, sdgo_context * 
                                      sdgo_quantize_result * result);
 
 /* ==========================================================================
- * Models and generation
+ * Models, sessions and generation
  *
  * A model (sdgo_model) is a loaded Stable Diffusion 1.x/2.x checkpoint or
- * diffusers folder with its own worker threads. A request (sdgo_request) is
- * a builder: create it, set what differs from the defaults, pass it to
- * sdgo_generate any number of times, free it. A cancel token (sdgo_cancel)
- * may be triggered from any thread while sdgo_generate runs; generation then
- * stops within one sampler step with SDGO_ERR_CANCELED and the model stays
- * usable. Calls on one model must not overlap (sdgo_generate holds the
- * model's lock; the error string is per handle).
+ * diffusers folder: files, configs, tokenizer and the weights, uploaded once
+ * to the device the load options name. It never changes after load and is
+ * shared: any number of sessions (sdgo_session) generate on it at the same
+ * time, each on its own backend with its own threads and memory arenas. A
+ * second session costs only its arenas and threads, not another copy of the
+ * weights.
+ *
+ * Load options and requests are builders: create one, set what differs from
+ * the defaults by key, pass it on, free it. Keys are append-only; new
+ * features add keys, never change these signatures.
+ *
+ * Which calls may overlap:
+ *   - sdgo_model_load, sdgo_model_info and sdgo_session_new on one model may
+ *     be called from several threads at once;
+ *   - sdgo_session_generate on different sessions (of one model or of
+ *     several) may run at the same time; calls on one session must not
+ *     overlap;
+ *   - a request or options builder may be read by several calls at once
+ *     (sdgo_session_generate takes it as const) but not changed meanwhile.
+ * The model is reference-counted: sdgo_model_free drops the caller's
+ * reference, and the model lives on until its last session is freed.
+ *
+ * A cancel token (sdgo_cancel) may be triggered from any thread while
+ * sdgo_session_generate runs; generation then stops within one graph node
+ * (a sampler step, or a part of the VAE decode) with SDGO_ERR_CANCELED and
+ * the session stays usable.
  * ========================================================================== */
-typedef struct sdgo_model   sdgo_model;
-typedef struct sdgo_request sdgo_request;
-typedef struct sdgo_cancel  sdgo_cancel;
+typedef struct sdgo_model_options sdgo_model_options;
+typedef struct sdgo_model         sdgo_model;
+typedef struct sdgo_session       sdgo_session;
+typedef struct sdgo_request       sdgo_request;
+typedef struct sdgo_result        sdgo_result;
+typedef struct sdgo_cancel        sdgo_cancel;
 
-/*
- * Loads a model. `path`: checkpoint file (.safetensors, .gguf, .ckpt, ...) or
- * diffusers folder. `vae_path`: NULL or "" for the model's own VAE, else a
- * VAE file (or diffusers vae/ folder) that replaces it. `weight_type`:
- * NULL/"" keeps stored types, "f32" converts every weight to f32; "f16",
- * "bf16", "q8_0", "q5_0", "q5_1", "q4_0", "q4_1" convert in memory the
- * tensors stable-diffusion.cpp's converter would (other ggml types:
- * SDGO_ERR_UNSUPPORTED, unknown names: SDGO_ERR_INVALID_ARGUMENT).
- * `rng`: "cuda" (default when NULL/"") or "cpu", the default of requests.
- * `prediction`: NULL/"" detects it (from the scheduler config or markers in
- * the file; epsilon when nothing tells, e.g. an SD 2.x checkpoint), "epsilon"
- * or "v" overrides (SD 2.x 768-v checkpoints need "v").
- * n_threads <= 0: physical cores.
- */
-SDGO_API int32_t sdgo_model_load(const char * path, const char * vae_path, const char * weight_type,
-                                 const char * rng, const char * prediction, int32_t n_threads, sdgo_model ** out,
-                                 char * err, size_t err_len);
+/* Load option keys. String keys take sdgo_model_options_set_str, integer
+ * keys sdgo_model_options_set_i64. String keys 16..31 are kept for the
+ * load-time additions to come (LoRA files, the refiner, ControlNet). */
+enum sdgo_model_option_key {
+    /* strings */
+    SDGO_MODEL_PATH            = 0,  /* checkpoint file (.safetensors, .gguf, .ckpt, ...) or diffusers folder; required */
+    SDGO_MODEL_VAE             = 1,  /* a VAE file (or diffusers vae/ folder) replacing the model's own */
+    SDGO_MODEL_WEIGHT_TYPE     = 2,  /* "" keeps stored types; "f32" converts every weight to f32 */
+    SDGO_MODEL_RNG             = 3,  /* "cuda" (default) or "cpu": the default of requests */
+    SDGO_MODEL_PREDICTION      = 4,  /* "" detects it (from the scheduler config or markers in the file;
+                                        epsilon when nothing tells, e.g. an SD 2.x checkpoint);
+                                        "epsilon" or "v" overrides (SD 2.x 768-v checkpoints need "v") */
+    SDGO_MODEL_BACKEND         = 5,  /* "cpu" (default), "auto" (the first discrete GPU, then an integrated
+                                        one, then the CPU) or a backend sdgo_context_system_info lists */
+    SDGO_MODEL_CODE_PATH       = 6,  /* the CPU code path of sessions: "" or "auto" (the best), "avx512",
+                                        "avx2", "neon", "scalar" (SDGO_CODE_PATH sets it too) */
+    SDGO_MODEL_WEIGHT_PLAN     = 7,  /* tensors to convert at load, one "NAME=TYPE" line each (canonical
+                                        names as sdgo_quantize_tensor_info lists them, ggml type names
+                                        f16 bf16 q8_0 q5_0 q5_1 q4_0 q4_1); converted with the same code
+                                        as sdgo_quantize_write, so the weights equal the quantized file's */
+    SDGO_MODEL_VAE_WEIGHT_PLAN = 8,  /* the same for the tensors of the SDGO_MODEL_VAE file */
+    /* integers */
+    SDGO_MODEL_DEVICE          = 32, /* device index within the backend (0) */
+    SDGO_MODEL_THREADS         = 33  /* worker threads of each session; <= 0: physical cores */
+};
+
+SDGO_API sdgo_model_options * sdgo_model_options_new(void);
+SDGO_API void    sdgo_model_options_free(sdgo_model_options * o);
+/* The message of the last failed setter on o, or "". */
+SDGO_API const char * sdgo_model_options_error(const sdgo_model_options * o);
+SDGO_API int32_t sdgo_model_options_set_str(sdgo_model_options * o, int32_t key, const char * value);
+SDGO_API int32_t sdgo_model_options_set_i64(sdgo_model_options * o, int32_t key, int64_t value);
+
+/* Loads a model. On failure *out is NULL and `err` receives the message. */
+SDGO_API int32_t sdgo_model_load(const sdgo_model_options * opts, sdgo_model ** out, char * err, size_t err_len);
+/* Drops the caller's reference (see above). */
 SDGO_API void    sdgo_model_free(sdgo_model * m);
 /* The message of the last failed call on m, or "". */
 SDGO_API const char * sdgo_model_error(const sdgo_model * m);
 /*
  * The model as JSON: {"family":"sd1","variant":"base","prediction":"epsilon",
  * "source":"diffusers","unet_in_channels":4,"latent_channels":4,
- * "vae_downscale":8,"granularity":64,"text_max_positions":77}. Width and
- * height of requests must be multiples of "granularity".
+ * "vae_downscale":8,"granularity":64,"text_max_positions":77,
+ * "backend":"cpu","device":"cpu","weight_bytes":N}. Width and height of
+ * requests must be multiples of "granularity".
  */
 SDGO_API int32_t sdgo_model_info(sdgo_model * m, char * buf, size_t buf_len, size_t * needed);
 
-/* Request keys. String keys take sdgo_request_set_str, and so on. */
+/*
+ * A session: a backend on the model's device with its own threads
+ * (n_threads <= 0: the model's SDGO_MODEL_THREADS). It holds a reference to
+ * the model. On failure *out is NULL and `err` receives the message.
+ */
+SDGO_API int32_t sdgo_session_new(sdgo_model * m, int32_t n_threads, sdgo_session ** out, char * err,
+                                  size_t err_len);
+SDGO_API void    sdgo_session_free(sdgo_session * s);
+/* The message of the last failed call on s, or "". */
+SDGO_API const char * sdgo_session_error(const sdgo_session * s);
+
+/* Request keys. String keys take sdgo_request_set_str, and so on. A key that
+ * is never set keeps the engine's default (sdgo_catalog_json lists them). */
 enum sdgo_request_key {
     /* strings */
     SDGO_REQ_PROMPT          = 0,
     SDGO_REQ_NEGATIVE_PROMPT = 1,
     SDGO_REQ_SAMPLER         = 2,  /* euler, euler_a (default), heun, dpm2, dpm++2s_a, dpm++2m, lcm, ddim */
-    SDGO_REQ_SCHEDULER       = 3,  /* discrete (default), karras, exponential, sgm_uniform, simple */
-    SDGO_REQ_RNG             = 4,  /* cuda, cpu; default: the model's */
-    SDGO_REQ_COMPAT          = 5,  /* "a1111" (default) or "diffusers" (see pipeline.h) */
+    SDGO_REQ_SCHEDULER       = 3,  /* discrete (default), karras, exponential, sgm_uniform, simple, ddim_uniform, lcm */
+    SDGO_REQ_RNG             = 4,  /* cuda, cpu; "": the model's */
+    SDGO_REQ_COMPAT          = 5,  /* "a1111" (default) or "diffusers" */
     /* integers */
     SDGO_REQ_WIDTH           = 16, /* 512 */
     SDGO_REQ_HEIGHT          = 17, /* 512 */
     SDGO_REQ_STEPS           = 18, /* 20 */
-    SDGO_REQ_SEED            = 19, /* 42; image b of a batch uses seed + b */
+    SDGO_REQ_SEED            = 19, /* 42; image b of a batch uses seed + b (wrapping as uint64) */
     SDGO_REQ_BATCH           = 20, /* 1 */
     SDGO_REQ_CLIP_SKIP       = 21, /* 0 = the model's default */
     /* floats */
-    SDGO_REQ_CFG_SCALE       = 32, /* 7.0 */
-    SDGO_REQ_STRENGTH        = 33, /* 0.75, img2img / inpaint */
+    SDGO_REQ_CFG_SCALE       = 32, /* 7.0; 1 runs one U-Net pass per step (no guidance) */
+    SDGO_REQ_STRENGTH        = 33, /* 0.75, img2img / inpaint; in (0, 1] */
     SDGO_REQ_ETA             = 34, /* < 0: the sampler's default */
     /* images */
     SDGO_REQ_INIT_IMAGE      = 48, /* RGB8, channels = 3; the same size as the output */
@@ -323,20 +383,44 @@ enum sdgo_phase {
 /*
  * Progress, on the calling thread. For SDGO_PHASE_SAMPLE, elapsed_ms counts
  * from the start of sampling; for the others, from the start of the call.
+ * Return 0 to go on, non-zero to cancel the generation (as the cancel token
+ * would).
  */
-typedef void (*sdgo_progress_callback)(int32_t phase, int32_t step, int32_t total, int64_t elapsed_ms,
-                                       void * user_data);
+typedef int32_t (*sdgo_progress_callback)(int32_t phase, int32_t step, int32_t total, int64_t elapsed_ms,
+                                          void * user_data);
 
 /*
- * Generates batch images into out (batch * height * width * 3 bytes, RGB8,
- * image after image). *needed (if not NULL) receives that size. cancel and
- * progress may be NULL. On failure the message is on the model
- * (sdgo_model_error): bad requests give SDGO_ERR_INVALID_ARGUMENT, NaN inside
- * the networks SDGO_ERR_INTERNAL, cancellation SDGO_ERR_CANCELED.
+ * Generates the request's images on the session. The request is validated
+ * (sizes, counts, the total output size) before anything is allocated. On
+ * success *out receives a result (free it with sdgo_result_free); on
+ * failure *out is NULL and the message is on the session: bad requests give
+ * SDGO_ERR_INVALID_ARGUMENT, NaN inside the networks SDGO_ERR_INTERNAL,
+ * cancellation SDGO_ERR_CANCELED. cancel and progress may be NULL.
  */
-SDGO_API int32_t sdgo_generate(sdgo_model * m, const sdgo_request * r, sdgo_cancel * cancel,
-                               sdgo_progress_callback progress, void * user_data, uint8_t * out, size_t out_len,
-                               size_t * needed);
+SDGO_API int32_t sdgo_session_generate(sdgo_session * s, const sdgo_request * r, sdgo_cancel * cancel,
+                                       sdgo_progress_callback progress, void * user_data, sdgo_result ** out);
+
+/* A generation's images and the seed of each. */
+SDGO_API void    sdgo_result_free(sdgo_result * res);
+SDGO_API int32_t sdgo_result_count(const sdgo_result * res);   /* images (0 for NULL) */
+SDGO_API int32_t sdgo_result_width(const sdgo_result * res);
+SDGO_API int32_t sdgo_result_height(const sdgo_result * res);
+/* The seed image `index` was generated with (0 for a bad index). */
+SDGO_API int64_t sdgo_result_seed(const sdgo_result * res, int32_t index);
+/* Copies image `index` (height * width * 3 bytes, RGB8, rows top to bottom)
+ * into buf; *needed (if not NULL) receives that size. */
+SDGO_API int32_t sdgo_result_image(const sdgo_result * res, int32_t index, uint8_t * buf, size_t buf_len,
+                                   size_t * needed);
+
+/*
+ * The engine's request defaults and names as JSON (the one place they are
+ * defined; front ends list them from here):
+ *   {"request":{"width":512,...,"sampler":"euler_a","scheduler":"discrete",...},
+ *    "samplers":[...],"schedulers":[...],"rngs":[...],"compat":[...],
+ *    "weight_types":[...],"limits":{...}}
+ * *needed (if not NULL) receives the size required, NUL included.
+ */
+SDGO_API int32_t sdgo_catalog_json(char * buf, size_t buf_len, size_t * needed);
 
 /* ==========================================================================
  * Model files (sd-go info)

@@ -24,7 +24,7 @@ void clip_pooled_rows(const int32_t * ids, int64_t T, int64_t n, int32_t eos_id,
     }
 }
 
-Status clip_config_from_weights(const Weights & w, const std::string & prefix, ClipConfig * cfg) {
+Status clip_config_from_weights(const formats::ModelFiles & w, const std::string & prefix, ClipConfig * cfg) {
     const formats::TensorEntry * tok = w.find(prefix + "embeddings.token_embedding.weight");
     const formats::TensorEntry * pos = nullptr;
     if (tok) {
@@ -99,12 +99,12 @@ static Status check_config(const ClipConfig & c) {
     return Status();
 }
 
-Status build_clip_text(Graph & g, Weights & w, const std::string & prefix, const ClipConfig & cfg,
+Status build_clip_text(Graph & g, const Weights & w, const std::string & prefix, const ClipConfig & cfg,
                        const ClipOptions & opt, Tensor * ids, Tensor ** out) {
     return build_clip_text_pooled(g, w, prefix, cfg, opt, ids, nullptr, out, nullptr);
 }
 
-Status build_clip_text_pooled(Graph & g, Weights & w, const std::string & prefix, const ClipConfig & cfg,
+Status build_clip_text_pooled(Graph & g, const Weights & w, const std::string & prefix, const ClipConfig & cfg,
                               const ClipOptions & opt, Tensor * ids, Tensor * rows, Tensor ** out,
                               Tensor ** pooled) {
     SDGO_TRY(check_config(cfg));

@@ -8,7 +8,7 @@
 // context). Output: hidden states f32 [hidden, T, n] of the layer selected
 // by clip_skip, optionally through the final LayerNorm.
 //
-// Which layer feeds the U-Net (spec-models.md §3.2): SD1 clip_skip 1 (or the
+// Which layer feeds the U-Net (diffusers, A1111 and sd.cpp agree): SD1 clip_skip 1 (or the
 // user's A1111 value) + final LN; SD2 the penultimate layer + final LN, i.e.
 // clip_skip 2 on the 24-layer OpenCLIP checkpoint, but clip_skip 1 on a
 // diffusers text_encoder, which stores only 23 layers; SDXL penultimate
@@ -28,7 +28,7 @@
 #include <string>
 
 #include "core/graph.h"
-#include "core/status.h"
+#include "base/status.h"
 #include "formats/json.h"
 #include "model/weights.h"
 
@@ -58,7 +58,7 @@ struct ClipConfig {
 // The text projection is `<prefix>text_projection` [hidden, proj] (OpenCLIP,
 // applied as x @ P) or, in HF naming, `text_projection.weight` [proj, hidden]
 // next to the text_model (prefix without its trailing "text_model.").
-Status clip_config_from_weights(const Weights & w, const std::string & prefix, ClipConfig * cfg);
+Status clip_config_from_weights(const formats::ModelFiles & w, const std::string & prefix, ClipConfig * cfg);
 // Overrides fields from a transformers CLIPTextConfig config.json.
 Status clip_config_apply_json(const formats::Json & j, ClipConfig * cfg);
 
@@ -70,7 +70,7 @@ struct ClipOptions {
 };
 
 // Builds the encoder over ids [T, n]; returns [hidden, T, n].
-Status build_clip_text(Graph & g, Weights & w, const std::string & prefix, const ClipConfig & cfg,
+Status build_clip_text(Graph & g, const Weights & w, const std::string & prefix, const ClipConfig & cfg,
                        const ClipOptions & opt, Tensor * ids, Tensor ** out);
 
 // Same, plus the pooled output (SDXL): `rows` i32 [n] holds, for each window,
@@ -79,7 +79,7 @@ Status build_clip_text(Graph & g, Weights & w, const std::string & prefix, const
 // projection: [projection_dim, n] (or [hidden, n] without a projection).
 // The pooled path always runs every layer, whatever opt.clip_skip selects
 // for *out.
-Status build_clip_text_pooled(Graph & g, Weights & w, const std::string & prefix, const ClipConfig & cfg,
+Status build_clip_text_pooled(Graph & g, const Weights & w, const std::string & prefix, const ClipConfig & cfg,
                               const ClipOptions & opt, Tensor * ids, Tensor * rows, Tensor ** out,
                               Tensor ** pooled);
 

@@ -1,6 +1,7 @@
 #include "model/detect.h"
 
 #include "formats/json.h"
+#include "model/naming.h"
 
 namespace sdgo::model {
 
@@ -12,142 +13,6 @@ namespace {
 
 const TensorEntry * get(const ModelFiles & f, const std::string & n) { return f.find(n); }
 
-int count_indexed(const ModelFiles & f, const std::string & before, const std::string & after, int limit = 1000) {
-    int k = 0;
-    while (k < limit && get(f, before + std::to_string(k) + after)) k++;
-    return k;
-}
-
-std::vector<int> int_list(const Json * v) {
-    std::vector<int> out;
-    if (!v) return out;
-    int64_t x;
-    if (v->as_int64(&x)) out.push_back((int)x);
-    else if (v->kind == Json::array)
-        for (const auto & e : v->items)
-            if (e.as_int64(&x)) out.push_back((int)x);
-    return out;
-}
-
-void unet_from_shapes(const ModelFiles & f, UNetParams * u) {
-    const std::string P = kUNetPrefix;
-    const TensorEntry * cin = get(f, P + "input_blocks.0.0.weight");
-    if (!cin || cin->n_dims != 4) return;
-    u->present = true;
-    u->in_channels = (int)cin->ne[2];
-    u->model_channels = (int)cin->ne[3];
-    if (const TensorEntry * o = get(f, P + "out.2.weight")) u->out_channels = (int)o->ne[3];
-    // Walk input blocks: resblocks until a downsampler closes a level.
-    int level_res = 0;
-    bool first_level = true;
-    for (int n = 1; n < 256; n++) {
-        std::string b = P + "input_blocks." + std::to_string(n) + ".";
-        if (get(f, b + "0.op.weight")) {
-            if (first_level) u->num_res_blocks = level_res;
-            first_level = false;
-            level_res = 0;
-            continue;
-        }
-        const TensorEntry * rc = get(f, b + "0.in_layers.2.weight");
-        if (!rc) break;
-        if (level_res == 0) {
-            int mult = u->model_channels ? (int)(rc->ne[3] / u->model_channels) : 0;
-            u->channel_mult.push_back(mult);
-            u->transformer_depth.push_back(count_indexed(f, b + "1.transformer_blocks.", ".attn1.to_q.weight"));
-        }
-        level_res++;
-    }
-    if (first_level) u->num_res_blocks = level_res;
-    u->transformer_depth_middle = count_indexed(f, P + "middle_block.1.transformer_blocks.", ".attn1.to_q.weight");
-    for (const auto & t : f.tensors) {
-        if (t.name.compare(0, P.size(), P) != 0) continue;
-        if (!u->context_dim && t.name.find(".attn2.to_k.weight") != std::string::npos) u->context_dim = (int)t.ne[0];
-        if (t.name.size() > 15 && t.name.compare(t.name.size() - 15, 15, ".proj_in.weight") == 0)
-            u->use_linear_projection = t.n_dims == 2;
-    }
-    if (const TensorEntry * l = get(f, P + "label_emb.0.0.weight")) u->adm_in_channels = (int)l->ne[0];
-}
-
-void unet_from_config(const Json & c, UNetParams * u) {
-    u->from_config = true;
-    u->in_channels = (int)c.int_or("in_channels", u->in_channels);
-    u->out_channels = (int)c.int_or("out_channels", u->out_channels);
-    std::vector<int> boc = int_list(c.get("block_out_channels"));
-    if (!boc.empty()) {
-        u->model_channels = boc[0];
-        u->channel_mult.clear();
-        for (int b : boc) u->channel_mult.push_back(boc[0] ? b / boc[0] : 0);
-    }
-    u->num_res_blocks = (int)c.int_or("layers_per_block", u->num_res_blocks);
-    u->context_dim = (int)c.int_or("cross_attention_dim", u->context_dim);
-    u->use_linear_projection = c.bool_or("use_linear_projection", u->use_linear_projection);
-    u->adm_in_channels = (int)c.int_or("projection_class_embeddings_input_dim", u->adm_in_channels);
-    // diffusers' attention_head_dim is, for these models, the number of heads.
-    std::vector<int> heads = int_list(c.get("num_attention_heads"));
-    if (heads.empty()) heads = int_list(c.get("attention_head_dim"));
-    if (heads.size() == 1 && !u->channel_mult.empty()) heads.assign(u->channel_mult.size(), heads[0]);
-    if (!heads.empty()) u->num_heads = heads;
-}
-
-void vae_from_shapes(const ModelFiles & f, VAEParams * v) {
-    const std::string P = kVAEPrefix;
-    const TensorEntry * cin = get(f, P + "encoder.conv_in.weight");
-    const TensorEntry * dout = get(f, P + "decoder.conv_out.weight");
-    if (!cin && !dout) return;
-    v->present = true;
-    if (cin && cin->n_dims == 4) {
-        v->in_channels = (int)cin->ne[2];
-        v->ch = (int)cin->ne[3];
-    }
-    if (dout && dout->n_dims == 4) v->out_channels = (int)dout->ne[3];
-    if (const TensorEntry * pq = get(f, P + "post_quant_conv.weight")) v->z_channels = (int)pq->ne[3];
-    else if (const TensorEntry * dc = get(f, P + "decoder.conv_in.weight")) v->z_channels = (int)dc->ne[2];
-    for (int i = 0; i < 16; i++) {
-        const TensorEntry * c = get(f, P + "encoder.down." + std::to_string(i) + ".block.0.conv1.weight");
-        if (!c) break;
-        v->ch_mult.push_back(v->ch ? (int)(c->ne[3] / v->ch) : 0);
-    }
-    v->num_res_blocks = count_indexed(f, P + "encoder.down.0.block.", ".conv1.weight");
-}
-
-void vae_from_config(const Json & c, VAEParams * v) {
-    v->from_config = true;
-    v->in_channels = (int)c.int_or("in_channels", v->in_channels);
-    v->out_channels = (int)c.int_or("out_channels", v->out_channels);
-    v->z_channels = (int)c.int_or("latent_channels", v->z_channels);
-    v->num_res_blocks = (int)c.int_or("layers_per_block", v->num_res_blocks);
-    std::vector<int> boc = int_list(c.get("block_out_channels"));
-    if (!boc.empty()) {
-        v->ch = boc[0];
-        v->ch_mult.clear();
-        for (int b : boc) v->ch_mult.push_back(boc[0] ? b / boc[0] : 0);
-    }
-    v->scaling_factor = c.num_or("scaling_factor", v->scaling_factor);
-}
-
-void te_from_shapes(const ModelFiles & f, const std::string & P, TextEncoderParams * t) {
-    const TensorEntry * tok = get(f, P + "text_model.embeddings.token_embedding.weight");
-    if (!tok) return;
-    t->present = true;
-    t->hidden_size = (int)tok->ne[0];
-    t->vocab_size = (int)tok->ne[1];
-    if (const TensorEntry * pe = get(f, P + "text_model.embeddings.position_embedding.weight")) t->max_positions = (int)pe->ne[1];
-    t->num_layers = count_indexed(f, P + "text_model.encoder.layers.", ".mlp.fc1.weight");
-    if (const TensorEntry * fc = get(f, P + "text_model.encoder.layers.0.mlp.fc1.weight")) t->intermediate_size = (int)fc->ne[1];
-    if (const TensorEntry * pr = get(f, P + "text_projection.weight")) t->projection_dim = (int)pr->ne[1];
-}
-
-void te_from_config(const Json & c, TextEncoderParams * t) {
-    t->from_config = true;
-    t->hidden_size = (int)c.int_or("hidden_size", t->hidden_size);
-    t->num_layers = (int)c.int_or("num_hidden_layers", t->num_layers);
-    t->intermediate_size = (int)c.int_or("intermediate_size", t->intermediate_size);
-    t->num_heads = (int)c.int_or("num_attention_heads", t->num_heads);
-    t->vocab_size = (int)c.int_or("vocab_size", t->vocab_size);
-    t->max_positions = (int)c.int_or("max_position_embeddings", t->max_positions);
-    t->hidden_act = c.str_or("hidden_act", t->hidden_act);
-}
-
 std::string str_list(const std::vector<int> & v) {
     std::string s = "[";
     for (size_t i = 0; i < v.size(); i++) s += (i ? "," : "") + std::to_string(v[i]);
@@ -156,55 +21,129 @@ std::string str_list(const std::vector<int> & v) {
 
 }  // namespace
 
+std::string text_encoder_prefix(int which) {
+    return std::string(which == 2 ? kTextEncoder2Prefix : kTextEncoderPrefix) + "text_model.";
+}
+
+Status infer_unet(const LoadedModel & m, Part<UNetConfig> * out) {
+    *out = Part<UNetConfig>();
+    const TensorEntry * cin = get(m.files, std::string(kUNetPrefix) + "input_blocks.0.0.weight");
+    if (!cin || cin->n_dims != 4) return Status();
+    out->present = true;
+    UNetConfig & c = out->cfg;
+    SDGO_TRY(unet_config_from_weights(m.files, kUNetPrefix, &c));
+    const DiffusersComponent * dc = m.component("unet");
+    if (!dc || dc->config.kind != Json::object) return Status();
+    const UNetConfig shapes = c;
+    SDGO_TRY(unet_config_apply_json(dc->config, &c).wrap("unet config.json"));
+    out->from_config = true;
+    // The config may not ask for more structure than the weights hold.
+    if (c.levels() != shapes.levels() || c.num_res_blocks != shapes.num_res_blocks)
+        return error(SDGO_ERR_FORMAT,
+                     "unet config.json: %d levels of %d res blocks, but the weights have %d levels of %d",
+                     c.levels(), c.num_res_blocks, shapes.levels(), shapes.num_res_blocks);
+    for (int l = 0; l < c.levels(); l++) {
+        const int want = c.attention[size_t(l)] ? c.transformer_depth[size_t(l)] : 0;
+        const int have = shapes.attention[size_t(l)] ? shapes.transformer_depth[size_t(l)] : 0;
+        if (want != have)
+            return error(SDGO_ERR_FORMAT,
+                         "unet config.json: level %d has %d transformer layers, but the weights have %d", l, want,
+                         have);
+    }
+    if (c.mid_attention && c.mid_depth != shapes.mid_depth)
+        return error(SDGO_ERR_FORMAT, "unet config.json: %d mid-block transformer layers, but the weights have %d",
+                     c.mid_depth, shapes.mid_depth);
+    if (c.in_channels != shapes.in_channels || c.out_channels != shapes.out_channels ||
+        c.model_channels != shapes.model_channels || c.channel_mult != shapes.channel_mult)
+        return error(SDGO_ERR_FORMAT, "unet config.json: its channels disagree with the weights");
+    return Status();
+}
+
+Status infer_vae(const LoadedModel & m, const std::string & family, Part<VaeConfig> * out) {
+    *out = Part<VaeConfig>();
+    const std::string P = kVAEPrefix;
+    if (!get(m.files, P + "encoder.conv_in.weight") && !get(m.files, P + "decoder.conv_out.weight")) return Status();
+    out->present = true;
+    VaeConfig & c = out->cfg;
+    SDGO_TRY(vae_config_from_weights(m.files, P, &c));
+    c.scaling_factor = (family == "sdxl" || family == "sdxl-refiner") ? 0.13025f : 0.18215f;
+    const DiffusersComponent * dc = m.component("vae");
+    if (!dc || dc->config.kind != Json::object) return Status();
+    const VaeConfig shapes = c;
+    SDGO_TRY(vae_config_apply_json(dc->config, &c).wrap("vae config.json"));
+    out->from_config = true;
+    if (c.levels() != shapes.levels() || c.num_res_blocks != shapes.num_res_blocks || c.ch != shapes.ch ||
+        c.ch_mult != shapes.ch_mult || c.z_channels != shapes.z_channels || c.in_channels != shapes.in_channels)
+        return error(SDGO_ERR_FORMAT, "vae config.json: its levels, blocks or channels disagree with the weights");
+    return Status();
+}
+
+Status infer_text_encoder(const LoadedModel & m, int which, const std::string & family, Part<ClipConfig> * out) {
+    *out = Part<ClipConfig>();
+    const std::string P = text_encoder_prefix(which);
+    if (!get(m.files, P + "embeddings.token_embedding.weight") && !get(m.files, P + "token_embedding.weight"))
+        return Status();
+    out->present = true;
+    ClipConfig & c = out->cfg;
+    SDGO_TRY(clip_config_from_weights(m.files, P, &c));
+    // CLIP ViT-L (SD 1.x, SDXL's first encoder) uses quick_gelu; OpenCLIP
+    // (SD 2.x, SDXL's bigG) gelu. Unknown families keep the shape rule.
+    if (which == 2 || family == "sd2") c.act = ClipAct::gelu;
+    else if (family == "sd1" || family == "sdxl" || family == "text-encoder") c.act = ClipAct::quick_gelu;
+    const DiffusersComponent * dc = m.component(which == 2 ? "text_encoder_2" : "text_encoder");
+    if (!dc || dc->config.kind != Json::object) return Status();
+    const ClipConfig shapes = c;
+    SDGO_TRY(clip_config_apply_json(dc->config, &c).wrap(which == 2 ? "text_encoder_2 config.json"
+                                                                     : "text_encoder config.json"));
+    out->from_config = true;
+    if (c.layers != shapes.layers || c.hidden != shapes.hidden || c.intermediate != shapes.intermediate ||
+        c.vocab != shapes.vocab || c.max_positions != shapes.max_positions)
+        return error(SDGO_ERR_FORMAT,
+                     "text encoder config.json: %d layers of width %lld, but the weights have %d of width %lld",
+                     c.layers, (long long)c.hidden, shapes.layers, (long long)shapes.hidden);
+    if (c.heads < 1 || c.hidden % c.heads != 0)
+        return error(SDGO_ERR_FORMAT, "text encoder config.json: %d heads do not divide width %lld", c.heads,
+                     (long long)c.hidden);
+    return Status();
+}
+
 Status detect(const LoadedModel & m, ModelInfo * out) {
     ModelInfo info;
     const ModelFiles & f = m.files;
-    unet_from_shapes(f, &info.unet);
-    vae_from_shapes(f, &info.vae);
-    te_from_shapes(f, kTextEncoderPrefix, &info.text_encoder);
-    te_from_shapes(f, kTextEncoder2Prefix, &info.text_encoder_2);
-    if (const DiffusersComponent * c = m.component("unet"); c && c->config.kind == Json::object) unet_from_config(c->config, &info.unet);
-    if (const DiffusersComponent * c = m.component("vae"); c && c->config.kind == Json::object) vae_from_config(c->config, &info.vae);
-    if (const DiffusersComponent * c = m.component("text_encoder"); c && c->config.kind == Json::object) te_from_config(c->config, &info.text_encoder);
-    if (const DiffusersComponent * c = m.component("text_encoder_2"); c && c->config.kind == Json::object) te_from_config(c->config, &info.text_encoder_2);
-
-    const UNetParams & u = info.unet;
+    SDGO_TRY(infer_unet(m, &info.unet));
+    const Part<UNetConfig> & u = info.unet;
+    const bool has_vae = get(f, std::string(kVAEPrefix) + "encoder.conv_in.weight") ||
+                         get(f, std::string(kVAEPrefix) + "decoder.conv_out.weight");
+    const bool has_te1 = get(f, text_encoder_prefix(1) + "embeddings.token_embedding.weight") ||
+                         get(f, text_encoder_prefix(1) + "token_embedding.weight");
+    const bool has_te2 = get(f, text_encoder_prefix(2) + "embeddings.token_embedding.weight") ||
+                         get(f, text_encoder_prefix(2) + "token_embedding.weight");
     if (u.present) {
-        bool deep_attn = !u.transformer_depth.empty() && u.transformer_depth.back() > 0;
-        if (u.adm_in_channels > 0) info.family = deep_attn ? "sdxl" : "sdxl-refiner";
-        else info.family = u.use_linear_projection ? "sd2" : "sd1";
-        if (u.in_channels == 9) info.variant = "inpaint";
-        else if (u.in_channels == 8) info.variant = "instruct-pix2pix";
-        else if (u.transformer_depth_middle == 0) info.variant = "distilled";
+        const UNetConfig & c = u.cfg;
+        const bool deep_attn = !c.attention.empty() && c.attention.back();
+        if (c.adm_in_channels > 0) info.family = deep_attn ? "sdxl" : "sdxl-refiner";
+        else info.family = c.linear_projection ? "sd2" : "sd1";
+        if (c.in_channels == 9) info.variant = "inpaint";
+        else if (c.in_channels == 8) info.variant = "instruct-pix2pix";
+        else if (!c.mid_attention) info.variant = "distilled";
         else info.variant = "base";
-    } else if (info.vae.present && !info.text_encoder.present && !info.text_encoder_2.present) {
+    } else if (has_vae && !has_te1 && !has_te2) {
         info.family = "vae";
         info.variant = "base";
-    } else if (info.text_encoder.present || info.text_encoder_2.present) {
+    } else if (has_te1 || has_te2) {
         info.family = "text-encoder";
         info.variant = "base";
-    } else if (info.vae.present) {
+    } else if (has_vae) {
         info.family = "unknown";
         info.variant = "base";
     } else {
         return error(SDGO_ERR_FORMAT, "no Stable Diffusion component (UNet, VAE or text encoder) found among %zu tensors",
                      f.tensors.size());
     }
-    // Family defaults for what shapes cannot tell.
     const std::string & fam = info.family;
-    if (!info.unet.num_heads.size() && info.unet.present) {
-        if (fam == "sd1") info.unet.num_heads.assign(info.unet.channel_mult.size(), 8);
-        else info.unet.head_dim = 64;
-    }
-    if (info.vae.present && info.vae.scaling_factor == 0)
-        info.vae.scaling_factor = (fam == "sdxl" || fam == "sdxl-refiner") ? 0.13025 : 0.18215;
-    auto te_defaults = [&](TextEncoderParams * t, bool second) {
-        if (!t->present) return;
-        if (t->hidden_act.empty()) t->hidden_act = (second || fam == "sd2") ? "gelu" : "quick_gelu";
-        if (!t->num_heads) t->num_heads = t->hidden_size >= 64 ? t->hidden_size / 64 : 1;
-    };
-    te_defaults(&info.text_encoder, false);
-    te_defaults(&info.text_encoder_2, true);
+    SDGO_TRY(infer_vae(m, fam, &info.vae));
+    SDGO_TRY(infer_text_encoder(m, 1, fam, &info.text_encoder));
+    SDGO_TRY(infer_text_encoder(m, 2, fam, &info.text_encoder_2));
 
     // Prediction type.
     std::string pred;
@@ -274,39 +213,52 @@ std::string model_info_json(const LoadedModel & m, const ModelInfo & info) {
     }
     o += "}";
     if (info.unet.present) {
-        const UNetParams & u = info.unet;
+        const UNetConfig & u = info.unet.cfg;
+        std::vector<int> depth;
+        for (int l = 0; l < u.levels(); l++) depth.push_back(u.attention[size_t(l)] ? u.transformer_depth[size_t(l)] : 0);
+        const std::vector<int> heads = u.head_dim > 0 ? std::vector<int>() : u.num_heads;
         o += ",\"unet\":{\"in_channels\":" + std::to_string(u.in_channels) + ",\"out_channels\":" + std::to_string(u.out_channels) +
              ",\"model_channels\":" + std::to_string(u.model_channels) + ",\"channel_mult\":" + str_list(u.channel_mult) +
-             ",\"num_res_blocks\":" + std::to_string(u.num_res_blocks) + ",\"transformer_depth\":" + str_list(u.transformer_depth) +
-             ",\"transformer_depth_middle\":" + std::to_string(u.transformer_depth_middle) +
+             ",\"num_res_blocks\":" + std::to_string(u.num_res_blocks) + ",\"transformer_depth\":" + str_list(depth) +
+             ",\"transformer_depth_middle\":" + std::to_string(u.mid_attention ? u.mid_depth : 0) +
              ",\"context_dim\":" + std::to_string(u.context_dim) +
-             ",\"use_linear_projection\":" + (u.use_linear_projection ? "true" : "false") +
-             ",\"adm_in_channels\":" + std::to_string(u.adm_in_channels) + ",\"num_heads\":" + str_list(u.num_heads) +
-             ",\"head_dim\":" + std::to_string(u.head_dim) + ",\"from_config\":" + (u.from_config ? "true" : "false") + "}";
+             ",\"use_linear_projection\":" + (u.linear_projection ? "true" : "false") +
+             ",\"adm_in_channels\":" + std::to_string(u.adm_in_channels) + ",\"num_heads\":" + str_list(heads) +
+             ",\"head_dim\":" + std::to_string(u.head_dim) + ",\"from_config\":" + (info.unet.from_config ? "true" : "false") + "}";
     }
     if (info.vae.present) {
-        const VAEParams & v = info.vae;
+        const VaeConfig & v = info.vae.cfg;
         o += ",\"vae\":{\"ch\":" + std::to_string(v.ch) + ",\"ch_mult\":" + str_list(v.ch_mult) +
              ",\"num_res_blocks\":" + std::to_string(v.num_res_blocks) + ",\"z_channels\":" + std::to_string(v.z_channels) +
-             ",\"in_channels\":" + std::to_string(v.in_channels) + ",\"out_channels\":" + std::to_string(v.out_channels) +
-             ",\"scaling_factor\":" + strprintf("%.6g", v.scaling_factor) + ",\"from_config\":" + (v.from_config ? "true" : "false") + "}";
+             ",\"in_channels\":" + std::to_string(v.in_channels) + ",\"out_channels\":" + std::to_string(v.in_channels) +
+             ",\"scaling_factor\":" + strprintf("%.6g", v.scaling_factor) + ",\"from_config\":" + (info.vae.from_config ? "true" : "false") + "}";
     }
-    auto te = [&](const char * key, const TextEncoderParams & t) {
-        if (!t.present) return;
-        o += std::string(",\"") + key + "\":{\"hidden_size\":" + std::to_string(t.hidden_size) +
-             ",\"num_layers\":" + std::to_string(t.num_layers) + ",\"intermediate_size\":" + std::to_string(t.intermediate_size) +
-             ",\"num_heads\":" + std::to_string(t.num_heads) + ",\"vocab_size\":" + std::to_string(t.vocab_size) +
+    auto te = [&](const char * key, const Part<ClipConfig> & p) {
+        if (!p.present) return;
+        const ClipConfig & t = p.cfg;
+        o += std::string(",\"") + key + "\":{\"hidden_size\":" + std::to_string(t.hidden) +
+             ",\"num_layers\":" + std::to_string(t.layers) + ",\"intermediate_size\":" + std::to_string(t.intermediate) +
+             ",\"num_heads\":" + std::to_string(t.heads) + ",\"vocab_size\":" + std::to_string(t.vocab) +
              ",\"max_positions\":" + std::to_string(t.max_positions) + ",\"projection_dim\":" + std::to_string(t.projection_dim) +
-             ",\"hidden_act\":" + json_quote(t.hidden_act) + ",\"from_config\":" + (t.from_config ? "true" : "false") + "}";
+             ",\"hidden_act\":" + json_quote(t.act == ClipAct::quick_gelu ? "quick_gelu" : "gelu") +
+             ",\"from_config\":" + (p.from_config ? "true" : "false") + "}";
     };
     te("text_encoder", info.text_encoder);
     te("text_encoder_2", info.text_encoder_2);
     if (!m.tokenizer.dir.empty())
         o += ",\"tokenizer\":{\"vocab\":" + json_quote(m.tokenizer.vocab_json) + ",\"merges\":" + json_quote(m.tokenizer.merges_txt) +
              ",\"tokenizer_json\":" + json_quote(m.tokenizer.tokenizer_json) + "}";
+    else if (m.tokenizer.embedded)
+        o += ",\"tokenizer\":{\"embedded\":true}";
     o += ",\"metadata\":{";
-    for (size_t i = 0; i < m.files.metadata.size(); i++)
-        o += (i ? "," : "") + json_quote(m.files.metadata[i].first) + ":" + json_quote(m.files.metadata[i].second);
+    for (size_t i = 0; i < m.files.metadata.size(); i++) {
+        // Embedded files (a vocabulary is a megabyte) show as their size.
+        const std::string & v = m.files.metadata[i].second;
+        size_t cut = 200;
+        while (cut > 0 && cut < v.size() && (uint8_t(v[cut]) & 0xC0) == 0x80) cut--;  // whole UTF-8 characters
+        const std::string shown = v.size() <= 256 ? v : v.substr(0, cut) + strprintf("... (%zu bytes)", v.size());
+        o += (i ? "," : "") + json_quote(m.files.metadata[i].first) + ":" + json_quote(shown);
+    }
     o += "}}";
     return o;
 }

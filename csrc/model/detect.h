@@ -8,8 +8,8 @@
 //     1x1 conv (4-D);
 //   * inpainting = 9 UNet input channels, instruct-pix2pix = 8;
 //   * a file with only a VAE or only text encoders is reported as such.
-// Hyperparameters come from diffusers config.json when present, otherwise
-// from tensor shapes. Prediction type: scheduler config, then markers
+// Hyperparameters come from tensor shapes, refined by diffusers config.json
+// when present (infer_* below, shared with the pipeline). Prediction type: scheduler config, then markers
 // (v_pred, edm_vpred.*, edm_mean, SD2 global_step 875000), else the family's
 // default (epsilon for SD1/SDXL; "unknown" for SD2, where no tensor tells).
 #pragma once
@@ -18,38 +18,21 @@
 #include <string>
 #include <vector>
 
+#include "model/clip.h"
 #include "model/load.h"
+#include "model/unet.h"
+#include "model/vae.h"
 
 namespace sdgo::model {
 
-struct UNetParams {
+// One component's hyperparameters: the network config itself (the one
+// source both detection and the graph builders use), whether the component
+// is there, and whether a diffusers config.json contributed.
+template <typename Config>
+struct Part {
     bool present = false;
     bool from_config = false;
-    int in_channels = 0, out_channels = 0, model_channels = 0, num_res_blocks = 0;
-    std::vector<int> channel_mult;
-    std::vector<int> transformer_depth;  // per level, 0 = no attention
-    int transformer_depth_middle = 0;     // 0 = no middle attention (distilled variants)
-    int context_dim = 0;
-    bool use_linear_projection = false;
-    int adm_in_channels = 0;              // SDXL vector conditioning width, 0 if none
-    std::vector<int> num_heads;           // per level when known (config), else empty
-    int head_dim = 0;                     // when fixed by the family (64 for SD2/SDXL)
-};
-
-struct VAEParams {
-    bool present = false;
-    bool from_config = false;
-    int in_channels = 0, out_channels = 0, ch = 0, z_channels = 0, num_res_blocks = 0;
-    std::vector<int> ch_mult;
-    double scaling_factor = 0;
-};
-
-struct TextEncoderParams {
-    bool present = false;
-    bool from_config = false;
-    int hidden_size = 0, num_layers = 0, intermediate_size = 0, num_heads = 0, vocab_size = 0, max_positions = 0;
-    int projection_dim = 0;   // 0 = no text projection
-    std::string hidden_act;   // "quick_gelu" (CLIP-L) or "gelu" (OpenCLIP)
+    Config cfg;
 };
 
 struct ComponentStats {
@@ -63,16 +46,31 @@ struct ModelInfo {
     std::string variant;      // "base", "inpaint", "instruct-pix2pix", "distilled" (no middle attention)
     std::string prediction;   // "epsilon", "v", "edm", "edm-v", "unknown"
     std::vector<std::string> components;  // present components in canonical order
-    UNetParams unet;
-    VAEParams vae;
-    TextEncoderParams text_encoder, text_encoder_2;
+    Part<UNetConfig> unet;
+    Part<VaeConfig> vae;
+    Part<ClipConfig> text_encoder, text_encoder_2;
     std::map<std::string, ComponentStats> stats;   // by component name (and "other")
     std::map<std::string, ComponentStats> types;   // by type name
     uint64_t file_bytes = 0;
 };
 
-// Fails (SDGO_ERR_FORMAT) when no component at all is recognised.
+// Fails (SDGO_ERR_FORMAT) when no component at all is recognised, or when a
+// component is present but its hyperparameters are inconsistent.
 Status detect(const LoadedModel & m, ModelInfo * out);
+
+// The hyperparameters of one component, inferred from the tensor shapes
+// under the canonical prefix, then the family's defaults for what shapes
+// cannot tell, then the diffusers config.json when there is one (bounded by
+// the weights actually present). `family` is the detected family of the
+// model the component belongs to ("" when unknown): it decides the VAE's
+// scaling factor (SDXL: 0.13025, else 0.18215) and the text encoders'
+// activation (CLIP-L quick_gelu, OpenCLIP gelu).
+Status infer_unet(const LoadedModel & m, Part<UNetConfig> * out);
+Status infer_vae(const LoadedModel & m, const std::string & family, Part<VaeConfig> * out);
+// which = 1 (text_encoder) or 2 (text_encoder_2).
+Status infer_text_encoder(const LoadedModel & m, int which, const std::string & family, Part<ClipConfig> * out);
+// The canonical prefix of text encoder 1 or 2's text model.
+std::string text_encoder_prefix(int which);
 
 // The model summary as a JSON object (for `sd-go info --json`).
 std::string model_info_json(const LoadedModel & m, const ModelInfo & info);

@@ -1,5 +1,8 @@
 #include "model/load.h"
 
+#include <cstdio>
+#include <cstring>
+
 #include <sys/stat.h>
 
 #include "formats/gguf.h"
@@ -218,6 +221,116 @@ const DiffusersComponent * LoadedModel::component(const std::string & name) cons
     return nullptr;
 }
 
+namespace {
+
+constexpr const char * kEmbedPrefix = "sdgo.diffusers.";
+constexpr const char * kEmbedComponents[] = {"unet", "vae", "text_encoder", "text_encoder_2"};
+// The largest embedded text accepted back (CLIP's vocab.json is ~1 MB).
+constexpr size_t kMaxEmbeddedText = size_t(64) << 20;
+
+Status read_text_file(const std::string & path, std::string * out) {
+    FILE * f = std::fopen(path.c_str(), "rb");
+    if (!f) return error(SDGO_ERR_IO, "cannot open %s", path.c_str());
+    out->clear();
+    char buf[1 << 16];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+        if (out->size() + n > kMaxEmbeddedText) {
+            std::fclose(f);
+            return error(SDGO_ERR_FORMAT, "%s: larger than %zu MiB", path.c_str(), kMaxEmbeddedText >> 20);
+        }
+        out->append(buf, n);
+    }
+    const bool bad = std::ferror(f) != 0;
+    std::fclose(f);
+    if (bad) return error(SDGO_ERR_IO, "%s: read error", path.c_str());
+    return Status();
+}
+
+Status add_file(std::vector<std::pair<std::string, std::string>> * out, const std::string & key,
+                const std::string & path, bool optional) {
+    if (path.empty() || (optional && !is_file(path))) return Status();
+    std::string text;
+    SDGO_TRY(read_text_file(path, &text));
+    out->emplace_back(kEmbedPrefix + key, std::move(text));
+    return Status();
+}
+
+Status parse_embedded_json(const std::string & key, const std::string & text, Json * out) {
+    if (text.size() > kMaxEmbeddedText) return error(SDGO_ERR_FORMAT, "%s: too large", key.c_str());
+    return formats::json_parse(text.data(), text.size(), out).wrap(key);
+}
+
+// Restores what embedded_metadata stored (see load.h).
+Status apply_embedded(LoadedModel * m) {
+    const auto & md = m->files.metadata;
+    const size_t plen = std::strlen(kEmbedPrefix);
+    bool any = false;
+    for (const auto & kv : md) {
+        if (kv.first.compare(0, plen, kEmbedPrefix) != 0) continue;
+        const std::string key = kv.first.substr(plen);
+        const std::string & text = kv.second;
+        if (text.size() > kMaxEmbeddedText) return error(SDGO_ERR_FORMAT, "%s: too large", kv.first.c_str());
+        any = true;
+        if (key == "model_index.json") {
+            SDGO_TRY(parse_embedded_json(kv.first, text, &m->model_index));
+        } else if (key == "scheduler/scheduler_config.json") {
+            SDGO_TRY(parse_embedded_json(kv.first, text, &m->scheduler_config));
+        } else if (key.size() > 12 && key.compare(key.size() - 12, 12, "/config.json") == 0) {
+            const std::string name = key.substr(0, key.size() - 12);
+            bool known = false;
+            for (const char * c : kEmbedComponents) known = known || name == c;
+            if (!known) continue;  // a later version's component: ignore
+            DiffusersComponent c;
+            c.name = name;
+            SDGO_TRY(parse_embedded_json(kv.first, text, &c.config));
+            m->components.push_back(std::move(c));
+        } else {
+            for (int which = 1; which <= 2; which++) {
+                const std::string dir = which == 1 ? "tokenizer/" : "tokenizer_2/";
+                if (key.compare(0, dir.size(), dir) != 0) continue;
+                TokenizerFiles & t = which == 1 ? m->tokenizer : m->tokenizer_2;
+                t.embedded = true;
+                const std::string file = key.substr(dir.size());
+                if (file == "vocab.json") t.vocab_text = text;
+                else if (file == "merges.txt") t.merges_text = text;
+                else if (file == "special_tokens_map.json") t.special_tokens_map_text = text;
+                else if (file == "tokenizer_config.json") t.tokenizer_config_text = text;
+            }
+        }
+    }
+    if (any) m->diffusers = true;  // the networks are the folder's, e.g. SD 2.x's 23-layer text encoder
+    return Status();
+}
+
+}  // namespace
+
+Status embedded_metadata(const LoadedModel & m, std::vector<std::pair<std::string, std::string>> * out) {
+    out->clear();
+    if (m.source == "gguf") {  // a file written by sd-go: pass its texts on
+        const size_t plen = std::strlen(kEmbedPrefix);
+        for (const auto & kv : m.files.metadata)
+            if (kv.first.compare(0, plen, kEmbedPrefix) == 0) out->push_back(kv);
+        return Status();
+    }
+    if (m.source != "diffusers" || m.paths.size() != 1) return Status();
+    const std::string & dir = m.paths[0];
+    SDGO_TRY(add_file(out, "model_index.json", dir + "/model_index.json", true));
+    SDGO_TRY(add_file(out, "scheduler/scheduler_config.json", dir + "/scheduler/scheduler_config.json", true));
+    for (const DiffusersComponent & c : m.components) {
+        std::string key = c.name + "/config.json";
+        SDGO_TRY(add_file(out, key, c.config_path, false));
+    }
+    const struct { const char * dir; const TokenizerFiles * t; } toks[] = {{"tokenizer/", &m.tokenizer},
+                                                                             {"tokenizer_2/", &m.tokenizer_2}};
+    for (const auto & t : toks) {
+        if (t.t->dir.empty() || !t.t->present()) continue;
+        for (const char * f : {"vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"})
+            SDGO_TRY(add_file(out, std::string(t.dir) + f, t.t->dir + "/" + f, true));
+    }
+    return Status();
+}
+
 Status load_model(const std::string & path, LoadedModel * out, const LoadOptions & opt) {
     *out = LoadedModel();
     FileKind k;
@@ -226,7 +339,9 @@ Status load_model(const std::string & path, LoadedModel * out, const LoadOptions
     SDGO_TRY(load_file_raw(path, &out->files, &k));
     out->source = file_kind_name(k);
     out->paths.push_back(path);
-    return canonicalize(&out->files, opt.hint).wrap(path);
+    SDGO_TRY(canonicalize(&out->files, opt.hint).wrap(path));
+    if (k == FileKind::gguf) SDGO_TRY(apply_embedded(out).wrap(path));
+    return Status();
 }
 
 Status load_models(const std::vector<std::string> & paths, LoadedModel * out, const LoadOptions & opt) {

@@ -37,6 +37,13 @@ struct DiffusersComponent {
 struct TokenizerFiles {
     std::string dir;
     std::string vocab_json, merges_txt, tokenizer_json;  // paths, "" when absent
+    // A single file written from a diffusers folder (sd-go quantize) carries
+    // the folder's texts instead of paths: vocab.json, merges.txt,
+    // special_tokens_map.json, tokenizer_config.json ("" when absent).
+    bool embedded = false;
+    std::string vocab_text, merges_text, special_tokens_map_text, tokenizer_config_text;
+    bool present() const { return embedded ? !vocab_text.empty() && !merges_text.empty()
+                                           : !vocab_json.empty() && !merges_txt.empty(); }
 };
 
 struct LoadedModel {
@@ -57,6 +64,13 @@ struct LoadOptions {
 };
 
 Status load_model(const std::string & path, LoadedModel * out, const LoadOptions & opt = LoadOptions());
+
+// What a single output file must carry for a diffusers folder to load from
+// it as from the folder: the components' config.json, model_index.json, the
+// scheduler config and the tokenizer files, as GGUF string metadata under
+// "sdgo." keys (other readers ignore them). Empty for single-file sources,
+// which carry nothing outside their tensors. load_model reads them back.
+Status embedded_metadata(const LoadedModel & m, std::vector<std::pair<std::string, std::string>> * out);
 // Loads several files (e.g. a checkpoint plus a separate VAE) into one model;
 // fails on duplicate canonical names.
 Status load_models(const std::vector<std::string> & paths, LoadedModel * out, const LoadOptions & opt = LoadOptions());

@@ -1,10 +1,10 @@
 // naming.h — one canonical tensor naming for every source layout.
 //
-// The canonical scheme is stable-diffusion.cpp's (spec-formats.md §6.6), so
+// The canonical scheme is stable-diffusion.cpp's (its model.cpp name conversion), so
 // GGUF files converted by sd.cpp already use it, with two normalisations that
 // give every model's code exactly one vocabulary:
-//   * UNet:  model.diffusion_model.<LDM name>     (diffusers names mapped, §6.3)
-//   * VAE:   first_stage_model.<LDM name>          (diffusers names mapped, §6.4);
+//   * UNet:  model.diffusion_model.<LDM name>     (diffusers names mapped)
+//   * VAE:   first_stage_model.<LDM name>          (diffusers names mapped);
 //            mid.attn_1.{q,k,v,proj_out}.weight always 2-D [C, C]
 //   * text encoder 1 (CLIP-L, or SD2's OpenCLIP-H):
 //            cond_stage_model.transformer.text_model.<HF CLIP name>

@@ -13,7 +13,7 @@ int UNetConfig::heads_at(int level, int64_t channels) const {
 
 static std::string S(int i) { return std::to_string(i); }
 
-Status unet_config_from_weights(const Weights & w, const std::string & p, UNetConfig * cfg) {
+Status unet_config_from_weights(const formats::ModelFiles & w, const std::string & p, UNetConfig * cfg) {
     const formats::TensorEntry * cin = w.find(p + "input_blocks.0.0.weight");
     const formats::TensorEntry * cout = w.find(p + "out.2.weight");
     const formats::TensorEntry * t0 = w.find(p + "time_embed.0.weight");
@@ -201,7 +201,7 @@ static Status check_config(const UNetConfig & c) {
     return Status();
 }
 
-Status build_unet(Graph & g, Weights & w, const std::string & prefix, const UNetConfig & cfg, Tensor * x,
+Status build_unet(Graph & g, const Weights & w, const std::string & prefix, const UNetConfig & cfg, Tensor * x,
                   Tensor * timesteps, Tensor * context, Tensor * y, Tensor ** out) {
     SDGO_TRY(check_config(cfg));
     if (!x || !timesteps || !context)

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/graph.h"
-#include "core/status.h"
+#include "base/status.h"
 #include "formats/json.h"
 #include "model/weights.h"
 
@@ -47,14 +47,14 @@ struct UNetConfig {
 // Infers the config from the tensors under `prefix` (LDM names). Heads cannot
 // be read from shapes: Linear proj_in (SD2/SDXL) gives head_dim 64, a 1x1 conv
 // proj_in (SD1) 8 heads; a config.json (unet_config_apply_json) overrides.
-Status unet_config_from_weights(const Weights & w, const std::string & prefix, UNetConfig * cfg);
+Status unet_config_from_weights(const formats::ModelFiles & w, const std::string & prefix, UNetConfig * cfg);
 // Overrides fields from a diffusers UNet2DConditionModel config.json.
 Status unet_config_apply_json(const formats::Json & j, UNetConfig * cfg);
 
 // x [W, H, in_channels, B] f32, timesteps [B] f32 (may be fractional),
 // context [context_dim, L, B], y [adm_in_channels, B] or NULL. W and H must be
 // multiples of 2^(levels-1). Returns [W, H, out_channels, B].
-Status build_unet(Graph & g, Weights & w, const std::string & prefix, const UNetConfig & cfg, Tensor * x,
+Status build_unet(Graph & g, const Weights & w, const std::string & prefix, const UNetConfig & cfg, Tensor * x,
                   Tensor * timesteps, Tensor * context, Tensor * y, Tensor ** out);
 
 // SDXL's label vector y = [pooled (P), E(v_0), ..., E(v_{k-1})] per batch

@@ -8,7 +8,7 @@ namespace sdgo::model {
 
 static std::string S(int i) { return std::to_string(i); }
 
-Status vae_config_from_weights(const Weights & w, const std::string & p, VaeConfig * cfg) {
+Status vae_config_from_weights(const formats::ModelFiles & w, const std::string & p, VaeConfig * cfg) {
     const formats::TensorEntry * ein = w.find(p + "encoder.conv_in.weight");
     const formats::TensorEntry * din = w.find(p + "decoder.conv_in.weight");
     const formats::TensorEntry * dout = w.find(p + "decoder.conv_out.weight");
@@ -76,7 +76,7 @@ static Tensor * mid_block(const Binder & b, Tensor * h, int64_t ch, const VaeCon
     return resblock(b.sub("block_2."), h, nullptr, 0, ch, ch, rp);
 }
 
-Status build_vae_encoder(Graph & g, Weights & w, const std::string & prefix, const VaeConfig & cfg, Tensor * image,
+Status build_vae_encoder(Graph & g, const Weights & w, const std::string & prefix, const VaeConfig & cfg, Tensor * image,
                          Tensor ** mean, Tensor ** logvar) {
     SDGO_TRY(check_config(cfg));
     const int64_t f = cfg.downscale();
@@ -124,7 +124,7 @@ void vae_sample(const float * mean, const float * logvar, const float * noise, f
         out[i] = noise ? mean[i] + std::exp(0.5f * logvar[i]) * noise[i] : mean[i];
 }
 
-Status build_vae_decoder(Graph & g, Weights & w, const std::string & prefix, const VaeConfig & cfg, Tensor * z,
+Status build_vae_decoder(Graph & g, const Weights & w, const std::string & prefix, const VaeConfig & cfg, Tensor * z,
                          Tensor ** image) {
     SDGO_TRY(check_config(cfg));
     if (!z || z->ne[2] != cfg.z_channels || z->ne[0] <= 0 || z->ne[1] <= 0)

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/graph.h"
-#include "core/status.h"
+#include "base/status.h"
 #include "formats/json.h"
 #include "model/weights.h"
 
@@ -35,7 +35,7 @@ struct VaeConfig {
 
 // Infers channels, levels, res blocks, z channels and the mid attention from
 // the tensors under `prefix` (scaling factor keeps its value).
-Status vae_config_from_weights(const Weights & w, const std::string & prefix, VaeConfig * cfg);
+Status vae_config_from_weights(const formats::ModelFiles & w, const std::string & prefix, VaeConfig * cfg);
 // Overrides fields from a diffusers AutoencoderKL config.json.
 Status vae_config_apply_json(const formats::Json & j, VaeConfig * cfg);
 
@@ -43,7 +43,7 @@ Status vae_config_apply_json(const formats::Json & j, VaeConfig * cfg);
 // downscale()) -> moments: *mean and *logvar [W/f, H/f, z, B]; logvar is
 // clamped to [-30, 20] as in the references. Either output may be requested
 // alone (pass NULL for the other).
-Status build_vae_encoder(Graph & g, Weights & w, const std::string & prefix, const VaeConfig & cfg, Tensor * image,
+Status build_vae_encoder(Graph & g, const Weights & w, const std::string & prefix, const VaeConfig & cfg, Tensor * image,
                          Tensor ** mean, Tensor ** logvar);
 // Host side of the posterior sample: out[i] = mean[i] + exp(logvar[i]/2) *
 // noise[i] (noise NULL: the mean). The result is the unscaled latent
@@ -51,7 +51,7 @@ Status build_vae_encoder(Graph & g, Weights & w, const std::string & prefix, con
 void vae_sample(const float * mean, const float * logvar, const float * noise, float * out, size_t n);
 // Decoder: unscaled latent z [w, h, z_channels, B] -> image [w*f, h*f, in_channels, B]
 // (not clamped).
-Status build_vae_decoder(Graph & g, Weights & w, const std::string & prefix, const VaeConfig & cfg, Tensor * z,
+Status build_vae_decoder(Graph & g, const Weights & w, const std::string & prefix, const VaeConfig & cfg, Tensor * z,
                          Tensor ** image);
 
 }  // namespace sdgo::model

@@ -1,88 +1,114 @@
 #include "model/weights.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+
+#include "backends/cpu/type_convert.h"
 
 namespace sdgo::model {
 
 using formats::TensorEntry;
 
-Weights::Owned::~Owned() { std::free(ptr); }
+namespace {
 
-Weights::Weights(const formats::ModelFiles * files, WeightOptions opt) : files_(files), opt_(opt) {}
-
-const TensorEntry * Weights::find(const std::string & name) const { return files_ ? files_->find(name) : nullptr; }
-
-size_t Weights::converted_bytes() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    size_t n = 0;
-    for (const auto & kv : cache_) n += kv.second->bytes;
-    return n;
-}
-
-static void * alloc64(size_t bytes) {
+void * alloc64(size_t bytes) {
     const size_t want = ((bytes ? bytes : 1) + 63) & ~size_t(63);
     return std::aligned_alloc(64, want);
 }
 
-Status Weights::convert_f32(const TensorEntry & e, const void ** data) {
-    const std::string key = "f32:" + e.name;
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = cache_.find(key);
-    if (it != cache_.end()) {
-        *data = it->second->ptr;
-        return Status();
+bool is_integer_or_bool(const TensorEntry & e) {
+    if (!e.is_ggml()) {
+        switch (e.stored) {
+            case formats::StoredType::u8:
+            case formats::StoredType::boolean:
+            case formats::StoredType::u16:
+            case formats::StoredType::u32:
+            case formats::StoredType::u64:
+            case formats::StoredType::c64:
+            case formats::StoredType::c128: return true;
+            default: return false;
+        }
     }
+    return e.type == DType::i8 || e.type == DType::i16 || e.type == DType::i32 || e.type == DType::i64;
+}
+
+// Largest buffer a device upload uses (a device may allow less).
+constexpr uint64_t kMaxUploadBuffer = uint64_t(1) << 30;
+
+}  // namespace
+
+const char * weight_use_name(WeightUse u) {
+    switch (u) {
+        case WeightUse::matrix: return "matrix";
+        case WeightUse::conv: return "conv";
+        case WeightUse::vector: return "vector";
+    }
+    return "?";
+}
+
+WeightStore::Owned::~Owned() { std::free(ptr); }
+
+WeightStore::WeightStore(const formats::ModelFiles * files, Device * device, WeightOptions opt)
+    : files_(files), device_(device), opt_(opt) {}
+
+WeightStore::~WeightStore() = default;
+
+std::string WeightStore::key(const std::string & name, WeightUse use) {
+    return std::string(weight_use_name(use)) + ":" + name;
+}
+
+uint64_t WeightStore::prepared_bytes() const {
+    uint64_t n = 0;
+    for (const auto & kv : prepared_) n += kv.second.nbytes;
+    return n;
+}
+
+size_t WeightStore::converted_bytes() const {
+    size_t n = 0;
+    for (const auto & o : owned_) n += o->bytes;
+    return n;
+}
+
+void * WeightStore::own(size_t bytes) {
+    auto o = std::make_unique<Owned>();
+    o->bytes = bytes;
+    o->ptr = alloc64(bytes);
+    if (!o->ptr) return nullptr;
+    void * p = o->ptr;
+    owned_.push_back(std::move(o));
+    return p;
+}
+
+Status WeightStore::convert_f32(const TensorEntry & e, const void ** data) {
     const int64_t n = e.nelements();
-    auto owned = std::make_unique<Owned>();
-    owned->bytes = static_cast<size_t>(n) * sizeof(float);
-    owned->ptr = alloc64(owned->bytes);
-    if (!owned->ptr) return error(SDGO_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes", e.name.c_str(), owned->bytes);
-    float * dst = static_cast<float *>(owned->ptr);
+    const size_t bytes = static_cast<size_t>(n) * sizeof(float);
+    float * dst = static_cast<float *>(own(bytes));
+    if (!dst) return error(SDGO_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes", e.name.c_str(), bytes);
     const TypeTraits * tt = e.is_ggml() ? type_traits(e.type) : nullptr;
-    if (tt && tt->is_quantized) {
-        if (!tt->to_f32)
-            return error(SDGO_ERR_UNSUPPORTED, "%s: type %s cannot be dequantized", e.name.c_str(), tt->name);
-        if (tt->block_size <= 0 || e.ne[0] % tt->block_size != 0)
-            return error(SDGO_ERR_FORMAT, "%s: row length %lld is not a multiple of the %s block size",
-                         e.name.c_str(), (long long)e.ne[0], tt->name);
-        const uint64_t need = static_cast<uint64_t>(n / tt->block_size) * tt->type_size;
-        if (e.nbytes != need) return error(SDGO_ERR_FORMAT, "%s: byte size mismatch", e.name.c_str());
-        // Decoders read block structs: give them an aligned copy.
-        void * tmp = alloc64(e.nbytes);
+    if (tt && (tt->is_quantized || e.type == DType::f16 || e.type == DType::bf16)) {
+        const ToF32Fn to_f32 = cpu::host_to_f32(e.type);
+        if (!to_f32) return error(SDGO_ERR_UNSUPPORTED, "%s: type %s cannot be converted", e.name.c_str(), tt->name);
+        // Decoders read block structs and aligned halves: give them an aligned copy.
+        std::unique_ptr<void, void (*)(void *)> tmp(alloc64(e.nbytes), std::free);
         if (!tmp) return error(SDGO_ERR_OUT_OF_MEMORY, "%s: cannot allocate %llu bytes", e.name.c_str(),
                                (unsigned long long)e.nbytes);
-        std::memcpy(tmp, e.data, e.nbytes);
-        tt->to_f32(tmp, dst, n);
-        std::free(tmp);
+        std::memcpy(tmp.get(), e.data, e.nbytes);
+        to_f32(tmp.get(), dst, n);
     } else {
         std::vector<float> v;
         SDGO_TRY(formats::tensor_to_f32(e, &v));
         std::memcpy(dst, v.data(), v.size() * sizeof(float));
     }
-    owned->type = DType::f32;
-    *data = owned->ptr;
-    cache_.emplace(key, std::move(owned));
+    *data = dst;
     return Status();
 }
 
-Status Weights::convert_bf16_f16(const TensorEntry & e, const void ** data, bool * exact) {
-    const std::string key = "f16:" + e.name;
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = cache_.find(key);
-    if (it != cache_.end()) {
-        *data = it->second->ptr;
-        *exact = true;
-        return Status();
-    }
+Status WeightStore::convert_bf16_f16(const TensorEntry & e, const void ** data, bool * exact) {
     const int64_t n = e.nelements();
     if (e.nbytes != static_cast<uint64_t>(n) * 2) return error(SDGO_ERR_FORMAT, "%s: byte size mismatch", e.name.c_str());
-    auto owned = std::make_unique<Owned>();
-    owned->bytes = static_cast<size_t>(n) * 2;
-    owned->ptr = alloc64(owned->bytes);
-    if (!owned->ptr) return error(SDGO_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes", e.name.c_str(), owned->bytes);
-    uint16_t * dst = static_cast<uint16_t *>(owned->ptr);
+    std::vector<uint16_t> tmp(static_cast<size_t>(n));
     *exact = true;
     for (int64_t i = 0; i < n; i++) {
         uint16_t b;
@@ -93,35 +119,55 @@ Status Weights::convert_bf16_f16(const TensorEntry & e, const void ** data, bool
             *exact = false;
             return Status();
         }
-        dst[i] = h;
+        tmp[static_cast<size_t>(i)] = h;
     }
-    owned->type = DType::f16;
-    *data = owned->ptr;
-    cache_.emplace(key, std::move(owned));
+    void * dst = own(static_cast<size_t>(n) * 2);
+    if (!dst) return error(SDGO_ERR_OUT_OF_MEMORY, "%s: cannot allocate %lld bytes", e.name.c_str(), (long long)n * 2);
+    std::memcpy(dst, tmp.data(), static_cast<size_t>(n) * 2);
+    *data = dst;
     return Status();
 }
 
-Status Weights::copy_aligned(const TensorEntry & e, const void ** data) {
-    const std::string key = "raw:" + e.name;
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = cache_.find(key);
-    if (it != cache_.end()) {
-        *data = it->second->ptr;
+Status WeightStore::copy_aligned(const TensorEntry & e, const void ** data) {
+    void * dst = own(e.nbytes);
+    if (!dst) return error(SDGO_ERR_OUT_OF_MEMORY, "%s: cannot allocate %llu bytes", e.name.c_str(),
+                           (unsigned long long)e.nbytes);
+    std::memcpy(dst, e.data, e.nbytes);
+    *data = dst;
+    return Status();
+}
+
+// Whether the device computes `use` with weights of type t directly.
+bool WeightStore::device_takes(WeightUse use, DType t, const TensorEntry & e) const {
+    if (use == WeightUse::vector) return t == DType::f32;
+    Tensor w, x, node;
+    w.type = t;
+    for (int i = 0; i < 4; i++) w.ne[i] = e.ne[i];
+    set_contiguous_strides(&w);
+    x.type = DType::f32;
+    x.ne[0] = use == WeightUse::matrix ? e.ne[0] : 1;
+    set_contiguous_strides(&x);
+    node.type = DType::f32;
+    node.op = use == WeightUse::matrix ? Op::mul_mat : Op::conv2d;
+    node.src[0] = &w;
+    node.src[1] = &x;
+    set_contiguous_strides(&node);
+    return device_->supports_op(&node);
+}
+
+Status WeightStore::prepare(const TensorEntry & e, WeightUse use, DType * type) {
+    const std::string k = key(e.name, use);
+    auto it = prepared_.find(k);
+    if (it != prepared_.end()) {
+        *type = it->second.type;
         return Status();
     }
-    auto owned = std::make_unique<Owned>();
-    owned->bytes = e.nbytes;
-    owned->ptr = alloc64(e.nbytes);
-    if (!owned->ptr) return error(SDGO_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes", e.name.c_str(), owned->bytes);
-    std::memcpy(owned->ptr, e.data, e.nbytes);
-    owned->type = e.type;
-    *data = owned->ptr;
-    cache_.emplace(key, std::move(owned));
-    return Status();
-}
-
-Status Weights::prepare(const TensorEntry & e, WeightUse use, DType * type, const void ** data) {
+    if (finished_) return error(SDGO_ERR_INTERNAL, "weights: %s (%s) prepared after the store was finished",
+                                e.name.c_str(), weight_use_name(use));
     if (!e.data) return error(SDGO_ERR_FORMAT, "%s: tensor has no data", e.name.c_str());
+    if (is_integer_or_bool(e))
+        return error(SDGO_ERR_FORMAT, "%s: weights must be floating point, this one is %s", e.name.c_str(),
+                     e.type_name().c_str());
     if (e.is_ggml()) {
         size_t need = 0;
         Status st = tensor_bytes(e.type, e.ne[0], e.ne[1] * e.ne[2] * e.ne[3], &need);
@@ -129,52 +175,146 @@ Status Weights::prepare(const TensorEntry & e, WeightUse use, DType * type, cons
             return error(SDGO_ERR_FORMAT, "%s: %llu bytes for a %s tensor of shape %s", e.name.c_str(),
                          (unsigned long long)e.nbytes, dtype_name(e.type), e.shape_str().c_str());
     }
+    Prepared p;
     bool as_is = e.is_ggml() && !opt_.force_f32;
     if (as_is) {
         switch (use) {
             case WeightUse::vector: as_is = e.type == DType::f32; break;
-            case WeightUse::conv: as_is = e.type == DType::f32 || e.type == DType::f16; break;
-            case WeightUse::matrix: {
-                const TypeTraits * tt = type_traits(e.type);
-                as_is = e.type == DType::f32 || (tt && tt->to_f32 && (tt->is_quantized || e.type == DType::f16 ||
-                                                                      e.type == DType::bf16));
+            case WeightUse::conv:
+                as_is = (e.type == DType::f32 || e.type == DType::f16) && device_takes(use, e.type, e);
                 break;
-            }
+            case WeightUse::matrix: as_is = device_takes(use, e.type, e); break;
         }
     }
-    if (!as_is && use == WeightUse::conv && e.is_ggml() && e.type == DType::bf16 && !opt_.force_f32) {
+    const void * data = nullptr;
+    if (!as_is && use == WeightUse::conv && e.is_ggml() && e.type == DType::bf16 && !opt_.force_f32 &&
+        device_takes(use, DType::f16, e)) {
         bool exact = false;
-        SDGO_TRY(convert_bf16_f16(e, data, &exact));
+        SDGO_TRY(convert_bf16_f16(e, &data, &exact));
         if (exact) {
-            *type = DType::f16;
+            p.type = DType::f16;
+            p.host = data;
+            p.nbytes = e.nbytes;
+            prepared_.emplace(k, p);
+            *type = p.type;
             return Status();
         }
     }
     if (!as_is) {
+        p.type = DType::f32;
+        p.nbytes = static_cast<size_t>(e.nelements()) * sizeof(float);
         if (e.is_ggml() && e.type == DType::f32) {
             // Already f32: only alignment may need fixing.
-            *type = DType::f32;
-            if (reinterpret_cast<uintptr_t>(e.data) % 4 == 0) {
-                *data = e.data;
-                return Status();
-            }
-            return copy_aligned(e, data);
+            if (reinterpret_cast<uintptr_t>(e.data) % 4 == 0) data = e.data;
+            else SDGO_TRY(copy_aligned(e, &data));
+        } else {
+            SDGO_TRY(convert_f32(e, &data));
         }
-        *type = DType::f32;
-        return convert_f32(e, data);
+    } else {
+        p.type = e.type;
+        p.nbytes = e.nbytes;
+        const uintptr_t align = e.type == DType::f32 ? 4 : 2;
+        if (reinterpret_cast<uintptr_t>(e.data) % align == 0) data = e.data;
+        else SDGO_TRY(copy_aligned(e, &data));
     }
-    *type = e.type;
-    const uintptr_t align = e.type == DType::f32 ? 4 : 2;
-    if (reinterpret_cast<uintptr_t>(e.data) % align == 0) {
-        *data = e.data;
+    p.host = data;
+    prepared_.emplace(k, p);
+    *type = p.type;
+    return Status();
+}
+
+Status WeightStore::finish() {
+    if (finished_) return Status();
+    if (device_->can_wrap_host()) {
+        for (auto & kv : prepared_) {
+            std::unique_ptr<Buffer> b;
+            SDGO_TRY(device_->wrap_host(kv.second.host, kv.second.nbytes, &b));
+            kv.second.buffer = b.get();
+            kv.second.offset = 0;
+            buffers_.push_back(std::move(b));
+        }
+        finished_ = true;
         return Status();
     }
-    return copy_aligned(e, data);
+    // One upload into as few buffers as the device allows, in name order.
+    std::vector<Prepared *> order;
+    order.reserve(prepared_.size());
+    std::vector<const std::string *> names;
+    for (auto & kv : prepared_) names.push_back(&kv.first);
+    std::sort(names.begin(), names.end(), [](const std::string * a, const std::string * b) { return *a < *b; });
+    for (const std::string * n : names) order.push_back(&prepared_[*n]);
+    uint64_t cap = device_->info().max_buffer_bytes ? device_->info().max_buffer_bytes : kMaxUploadBuffer;
+    cap = std::min(cap, kMaxUploadBuffer);
+    const size_t align = 256;
+    size_t i = 0;
+    while (i < order.size()) {
+        size_t j = i, total = 0;
+        while (j < order.size()) {
+            const size_t at = (total + align - 1) & ~(align - 1);
+            if (j > i && at + order[j]->nbytes > cap) break;
+            total = at + order[j]->nbytes;
+            ++j;
+        }
+        std::unique_ptr<Buffer> buf;
+        SDGO_TRY(device_->alloc_buffer(total, &buf).wrap("uploading weights"));
+        size_t at = 0;
+        for (size_t k = i; k < j; ++k) {
+            at = (at + align - 1) & ~(align - 1);
+            SDGO_TRY(device_->write(buf.get(), at, order[k]->host, order[k]->nbytes));
+            order[k]->buffer = buf.get();
+            order[k]->offset = at;
+            order[k]->host = nullptr;
+            at += order[k]->nbytes;
+        }
+        device_bytes_ += total;
+        buffers_.push_back(std::move(buf));
+        i = j;
+    }
+    owned_.clear();  // the host copies are on the device now
+    finished_ = true;
+    return Status();
+}
+
+Status WeightStore::bind(Graph & g, const TensorEntry & e, WeightUse use, int n, const int64_t * ne, int64_t row_len,
+                         int64_t skip_rows, Tensor ** out) const {
+    *out = nullptr;
+    if (!finished_) return error(SDGO_ERR_INTERNAL, "weights: bound before the store was finished");
+    auto it = prepared_.find(key(e.name, use));
+    if (it == prepared_.end())
+        return error(SDGO_ERR_INTERNAL, "weights: %s (%s) was not prepared at load", e.name.c_str(),
+                     weight_use_name(use));
+    const Prepared & p = it->second;
+    size_t off = 0;
+    if (skip_rows > 0) {
+        const size_t rs = row_size(p.type, row_len);
+        if (rs == 0)
+            return error(SDGO_ERR_FORMAT, "%s: row of %lld elements is not a whole number of %s blocks", e.name.c_str(),
+                         (long long)row_len, dtype_name(p.type));
+        off = rs * static_cast<size_t>(skip_rows);
+    }
+    Tensor * t = g.weight(p.type, n, ne, p.buffer, p.offset + off, e.name.c_str());
+    if (!g.status().ok()) return g.status();
+    *out = t;
+    return Status();
+}
+
+Status WeightRecorder::bind(Graph & g, const TensorEntry & e, WeightUse use, int n, const int64_t * ne,
+                            int64_t row_len, int64_t skip_rows, Tensor ** out) const {
+    *out = nullptr;
+    DType type = DType::f32;
+    SDGO_TRY(store_->prepare(e, use, &type));
+    if (skip_rows > 0 && row_size(type, row_len) == 0)
+        return error(SDGO_ERR_FORMAT, "%s: row of %lld elements is not a whole number of %s blocks", e.name.c_str(),
+                     (long long)row_len, dtype_name(type));
+    Tensor * t = g.input(type, n, ne, e.name.c_str());
+    if (!g.status().ok()) return g.status();
+    *out = t;
+    return Status();
 }
 
 // ---------------------------------------------------------------------------
 
-Binder::Binder(Graph & g, Weights & w, std::string prefix)
+Binder::Binder(Graph & g, const Weights & w, std::string prefix)
     : g_(&g), w_(&w), prefix_(std::move(prefix)), st_(std::make_shared<Status>()) {}
 
 Binder Binder::sub(const std::string & more) const {
@@ -220,15 +360,15 @@ const TensorEntry * Binder::need(const std::string & full, const int64_t * ne, i
     return e;
 }
 
-Tensor * Binder::make(const TensorEntry & e, WeightUse use, int n, const int64_t * ne, size_t byte_off) const {
-    DType type = DType::f32;
-    const void * data = nullptr;
-    Status st = w_->prepare(e, use, &type, &data);
+Tensor * Binder::make(const TensorEntry & e, WeightUse use, int n, const int64_t * ne, int64_t row_len,
+                      int64_t skip_rows) const {
+    Tensor * t = nullptr;
+    Status st = w_->bind(*g_, e, use, n, ne, row_len, skip_rows, &t);
     if (!st.ok()) {
         fail(st);
         return nullptr;
     }
-    return g_->weight(type, n, ne, static_cast<const uint8_t *>(data) + byte_off, e.name.c_str());
+    return t;
 }
 
 Tensor * Binder::matrix(const std::string & name, int64_t K, int64_t N) const {
@@ -248,22 +388,13 @@ Tensor * Binder::matrix_rows(const std::string & name, int64_t K, int64_t R, int
     const int64_t full_ne[2] = {K, R};
     const TensorEntry * e = need(prefix_ + name, full_ne, 2);
     if (!e) return nullptr;
-    DType type = DType::f32;
-    const void * data = nullptr;
-    Status st = w_->prepare(*e, WeightUse::matrix, &type, &data);
-    if (!st.ok()) {
-        fail(st);
-        return nullptr;
-    }
-    const size_t rs = row_size(type, K);
-    if (rs == 0) {
-        fail(error(SDGO_ERR_FORMAT, "%s: row of %lld elements is not a whole number of %s blocks", e->name.c_str(),
-                   (long long)K, dtype_name(type)));
+    if (row0 < 0 || n < 1 || row0 + n > R) {
+        fail(error(SDGO_ERR_INTERNAL, "%s: rows [%lld, %lld) outside %lld", e->name.c_str(), (long long)row0,
+                   (long long)(row0 + n), (long long)R));
         return nullptr;
     }
     const int64_t ne[2] = {K, n};
-    return g_->weight(type, 2, ne, static_cast<const uint8_t *>(data) + rs * static_cast<size_t>(row0),
-                      e->name.c_str());
+    return make(*e, WeightUse::matrix, 2, ne, K, row0);
 }
 
 Tensor * Binder::conv(const std::string & name, int64_t kw, int64_t kh, int64_t cin, int64_t cout) const {
@@ -278,8 +409,13 @@ Tensor * Binder::vec(const std::string & name, int64_t n, int64_t slice_of, int6
     const int64_t stored = slice_of > 0 ? slice_of : n;
     const TensorEntry * e = need(prefix_ + name, &stored, 1);
     if (!e) return nullptr;
+    if (off < 0 || off + n > stored) {
+        fail(error(SDGO_ERR_INTERNAL, "%s: elements [%lld, %lld) outside %lld", e->name.c_str(), (long long)off,
+                   (long long)(off + n), (long long)stored));
+        return nullptr;
+    }
     const int64_t ne[1] = {n};
-    return make(*e, WeightUse::vector, 1, ne, static_cast<size_t>(off) * sizeof(float));
+    return make(*e, WeightUse::vector, 1, ne, 1, off);
 }
 
 Tensor * Binder::dense(const std::string & name, int64_t ne0, int64_t ne1, int64_t rows) const {

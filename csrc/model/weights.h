@@ -1,15 +1,22 @@
-// weights.h — weight lookup for the network graph builders.
+// weights.h — a model's weights on a device, and how graph builders read them.
 //
-// Weights wraps a loaded ModelFiles (tensors by canonical name) and hands the
-// graph builders tensor data in a type the ops accept for each use:
-//   matrix  mul_mat / get_rows operand: any type with a dequantizer, as stored
+// A weight is used in one of three ways, and each use wants its own type:
+//   matrix  mul_mat / get_rows operand: as stored when the device computes
+//           that type directly (the CPU: f32, f16, bf16 and every block
+//           type with a decoder), else converted to f32
 //   conv    conv2d kernel: f32 or f16 as stored; bf16 converted to f16 when
 //           every value is exactly representable (always, for weights in
-//           f16's range), anything else converted to f32
+//           f16's range), anything else converted to f32 (or, when the
+//           device takes the stored type directly, that type)
 //   vector  bias / norm affine / embedding added as a whole: always f32
-// Conversions (and copies of data that is not aligned to its element size)
-// are made once and cached for the life of the Weights object, so graphs can
-// be rebuilt (e.g. for another image size) without converting again.
+//
+// WeightStore holds one model's weights on one device, each (name, use)
+// prepared once: at load, a WeightRecorder is handed to the same graph
+// builders that generation uses, which records every (name, use) they ask
+// for; WeightStore::finish() then places the prepared bytes in device
+// buffers (on the CPU the memory-mapped file bytes are wrapped, not copied;
+// other devices get one upload). From then on the store is read-only and
+// may be shared by any number of concurrent graph builds.
 //
 // Binder is the builder-side helper: it prefixes names, checks every shape
 // against the one the architecture expects and records the first problem
@@ -19,64 +26,118 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "base/status.h"
+#include "core/backend.h"
 #include "core/graph.h"
-#include "core/status.h"
 #include "formats/model_file.h"
 
 namespace sdgo::model {
 
 enum class WeightUse { matrix, conv, vector };
+const char * weight_use_name(WeightUse u);
 
 struct WeightOptions {
     // Convert every weight to f32 (reference tests; exact f32 math).
     bool force_f32 = false;
 };
 
+// What graph builders read weights through.
 class Weights {
 public:
-    // `files` must outlive this object and every graph built from it.
-    explicit Weights(const formats::ModelFiles * files, WeightOptions opt = {});
-    Weights(const Weights &) = delete;
-    Weights & operator=(const Weights &) = delete;
-
-    const formats::TensorEntry * find(const std::string & name) const;
+    virtual ~Weights() = default;
+    virtual const formats::ModelFiles & files() const = 0;
+    const formats::TensorEntry * find(const std::string & name) const { return files().find(name); }
     bool has(const std::string & name) const { return find(name) != nullptr; }
-    const formats::ModelFiles * files() const { return files_; }
+    // A graph leaf of shape ne (n dims) for entry e used as `use`: the
+    // prepared tensor viewed from row `skip_rows` on, rows being row_len
+    // elements of the prepared type.
+    virtual Status bind(Graph & g, const formats::TensorEntry & e, WeightUse use, int n, const int64_t * ne,
+                        int64_t row_len, int64_t skip_rows, Tensor ** out) const = 0;
+};
 
-    // Data for `e` in a type fit for `use`: *type/*data are the graph weight's
-    // type and bytes (the mapped bytes when usable as they are).
-    Status prepare(const formats::TensorEntry & e, WeightUse use, DType * type, const void ** data);
+// One model's weights on one device (see above).
+class WeightStore final : public Weights {
+public:
+    // `files` must outlive this object and every graph built from it.
+    WeightStore(const formats::ModelFiles * files, Device * device, WeightOptions opt = {});
+    ~WeightStore() override;
+    WeightStore(const WeightStore &) = delete;
+    WeightStore & operator=(const WeightStore &) = delete;
 
-    // Bytes held by conversions and aligned copies.
+    const formats::ModelFiles & files() const override { return *files_; }
+    Device * device() const { return device_; }
+
+    // Prepares e for `use` (once per pair; before finish()).
+    Status prepare(const formats::TensorEntry & e, WeightUse use, DType * type);
+    // Places everything prepared on the device. After this the store is
+    // read-only; bind() works only after it.
+    Status finish();
+    bool finished() const { return finished_; }
+
+    Status bind(Graph & g, const formats::TensorEntry & e, WeightUse use, int n, const int64_t * ne, int64_t row_len,
+                int64_t skip_rows, Tensor ** out) const override;
+
+    size_t prepared_count() const { return prepared_.size(); }
+    // Bytes of all prepared weights.
+    uint64_t prepared_bytes() const;
+    // Host bytes held by conversions and aligned copies.
     size_t converted_bytes() const;
+    // Bytes copied into device memory (0 where the device wraps host memory).
+    size_t device_bytes() const { return device_bytes_; }
 
 private:
+    struct Prepared {
+        DType type = DType::f32;
+        const void * host = nullptr;  // prepared bytes in host memory (until uploaded)
+        size_t nbytes = 0;
+        Buffer * buffer = nullptr;    // after finish()
+        size_t offset = 0;
+    };
     struct Owned {
         void * ptr = nullptr;
         size_t bytes = 0;
-        DType type = DType::f32;
         ~Owned();
     };
     Status convert_f32(const formats::TensorEntry & e, const void ** data);
-    // bf16 -> f16 when exact; false in *exact (nothing cached) otherwise.
+    // bf16 -> f16 when exact; false in *exact (nothing kept) otherwise.
     Status convert_bf16_f16(const formats::TensorEntry & e, const void ** data, bool * exact);
     Status copy_aligned(const formats::TensorEntry & e, const void ** data);
+    void * own(size_t bytes);
+    bool device_takes(WeightUse use, DType t, const formats::TensorEntry & e) const;
+    static std::string key(const std::string & name, WeightUse use);
 
     const formats::ModelFiles * files_;
+    Device * device_;
     WeightOptions opt_;
-    mutable std::mutex mu_;
-    std::unordered_map<std::string, std::unique_ptr<Owned>> cache_;  // key: use tag + name
+    bool finished_ = false;
+    std::unordered_map<std::string, Prepared> prepared_;  // key(name, use)
+    std::vector<std::unique_ptr<Owned>> owned_;           // host conversions
+    std::vector<std::unique_ptr<Buffer>> buffers_;
+    size_t device_bytes_ = 0;
+};
+
+// Records the (name, use) pairs a graph builder asks for into a store that
+// is being prepared, handing the builder placeholder inputs of the prepared
+// types and shapes (the graph is for recording only; never compute it).
+class WeightRecorder final : public Weights {
+public:
+    explicit WeightRecorder(WeightStore * store) : store_(store) {}
+    const formats::ModelFiles & files() const override { return store_->files(); }
+    Status bind(Graph & g, const formats::TensorEntry & e, WeightUse use, int n, const int64_t * ne, int64_t row_len,
+                int64_t skip_rows, Tensor ** out) const override;
+
+private:
+    WeightStore * store_;
 };
 
 // Graph-builder helper. Copies share the recorded status.
 class Binder {
 public:
-    Binder(Graph & g, Weights & w, std::string prefix = std::string());
+    Binder(Graph & g, const Weights & w, std::string prefix = std::string());
 
     Binder sub(const std::string & more) const;  // prefix + more
     Binder with_prefix(const std::string & prefix) const;  // another prefix, same status
@@ -101,17 +162,18 @@ public:
     Tensor * opt_vec(const std::string & name, int64_t n) const;
 
     Graph & graph() const { return *g_; }
-    Weights & weights() const { return *w_; }
+    const Weights & weights() const { return *w_; }
     const Status & status() const { return *st_; }
     bool ok() const { return st_->ok(); }
     void fail(Status st) const;
 
 private:
     const formats::TensorEntry * need(const std::string & full, const int64_t * ne, int n_dims_expected) const;
-    Tensor * make(const formats::TensorEntry & e, WeightUse use, int n, const int64_t * ne, size_t byte_off = 0) const;
+    Tensor * make(const formats::TensorEntry & e, WeightUse use, int n, const int64_t * ne, int64_t row_len = 0,
+                  int64_t skip_rows = 0) const;
 
     Graph * g_;
-    Weights * w_;
+    const Weights * w_;
     std::string prefix_;
     std::shared_ptr<Status> st_;
 };

@@ -15,7 +15,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "core/status.h"
+#include "base/status.h"
 #include "sampling/schedules.h"
 
 namespace sdgo::sampling {

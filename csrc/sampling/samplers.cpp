@@ -85,6 +85,13 @@ Status parse_sampler(const std::string & name, SamplerType * out) {
                  name.c_str());
 }
 
+std::vector<SamplerType> sampler_types() {
+    std::vector<SamplerType> v;
+    for (const auto & e : kSamplerNames)
+        if (std::find(v.begin(), v.end(), e.value) == v.end()) v.push_back(e.value);
+    return v;
+}
+
 const char * sampler_name(SamplerType s) {
     for (const auto & e : kSamplerNames) {
         if (e.value == s) return e.name;

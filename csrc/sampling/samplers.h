@@ -42,7 +42,7 @@
 #include <string>
 #include <vector>
 
-#include "core/status.h"
+#include "base/status.h"
 #include "sampling/rng.h"
 
 namespace sdgo::sampling {
@@ -62,6 +62,8 @@ enum class SamplerType : int {
 // dpm++2m, ddim_trailing).
 Status parse_sampler(const std::string & name, SamplerType * out);
 const char * sampler_name(SamplerType s);
+// Every sampler, in the order above (canonical names via sampler_name).
+std::vector<SamplerType> sampler_types();
 // Whether the sampler draws noise after the initial latent.
 bool sampler_is_stochastic(SamplerType s, float eta);
 // Model evaluations the sampler makes for an (n + 1)-entry schedule.

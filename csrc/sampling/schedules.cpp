@@ -182,6 +182,12 @@ std::vector<float> linspace_f32(float start, float end, int steps) {
 
 }  // namespace
 
+std::vector<Scheduler> scheduler_types() {
+    std::vector<Scheduler> v;
+    for (const auto & e : kSchedulerNames) v.push_back(e.value);
+    return v;
+}
+
 Status parse_scheduler(const std::string & name, Scheduler * out) {
     for (const auto & e : kSchedulerNames) {
         if (name == e.name) {

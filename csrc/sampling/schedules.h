@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/status.h"
+#include "base/status.h"
 
 namespace sdgo::sampling {
 
@@ -87,6 +87,8 @@ enum class Scheduler : int {
 };
 Status parse_scheduler(const std::string & name, Scheduler * out);
 const char * scheduler_name(Scheduler s);
+// Every scheduler, in the order above.
+std::vector<Scheduler> scheduler_types();
 
 // n + 1 sigmas (descending, last = 0) for 1 <= n <= 10000 steps (simple: at
 // most 1000, lcm: at most 50; ddim_uniform can return more than n + 1, as in

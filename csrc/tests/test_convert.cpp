@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "convert/convert.h"
-#include "core/threadpool.h"
+#include "base/threadpool.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "model/load.h"

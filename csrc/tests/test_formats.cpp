@@ -834,21 +834,26 @@ TEST(hyperparameters_from_shapes_and_config) {
     ModelInfo i;
     REQUIRE(load_model(M("sd1_ldm.safetensors"), &m).ok());
     REQUIRE(detect(m, &i).ok());
-    CHECK_EQ(i.unet.in_channels, 4); CHECK_EQ(i.unet.out_channels, 4); CHECK_EQ(i.unet.model_channels, 4);
-    CHECK(i.unet.channel_mult == std::vector<int>({1, 2}));
-    CHECK_EQ(i.unet.num_res_blocks, 2);
-    CHECK(i.unet.transformer_depth == std::vector<int>({1, 0}));
-    CHECK_EQ(i.unet.transformer_depth_middle, 1);
-    CHECK_EQ(i.unet.context_dim, 16);
-    CHECK(!i.unet.use_linear_projection);
-    CHECK_EQ(i.unet.adm_in_channels, 0);
-    CHECK(i.unet.num_heads == std::vector<int>({8, 8}));  // SD1 family default
-    CHECK_EQ(i.vae.ch, 4); CHECK(i.vae.ch_mult == std::vector<int>({1, 2})); CHECK_EQ(i.vae.z_channels, 4);
-    CHECK_EQ(i.vae.num_res_blocks, 1); CHECK_EQ(i.vae.in_channels, 3); CHECK_EQ(i.vae.out_channels, 3);
-    CHECK_NEAR(i.vae.scaling_factor, 0.18215, 1e-9);
-    CHECK_EQ(i.text_encoder.hidden_size, 16); CHECK_EQ(i.text_encoder.num_layers, 2);
-    CHECK_EQ(i.text_encoder.intermediate_size, 32); CHECK_EQ(i.text_encoder.vocab_size, 64);
-    CHECK_EQ(i.text_encoder.max_positions, 8); CHECK_EQ(i.text_encoder.hidden_act, std::string("quick_gelu"));
+    const UNetConfig & u = i.unet.cfg;
+    CHECK(i.unet.present && !i.unet.from_config);
+    CHECK_EQ(u.in_channels, 4); CHECK_EQ(u.out_channels, 4); CHECK_EQ(u.model_channels, 4);
+    CHECK(u.channel_mult == std::vector<int>({1, 2}));
+    CHECK_EQ(u.num_res_blocks, 2);
+    CHECK(u.attention == std::vector<bool>({true, false}) && u.transformer_depth[0] == 1);
+    CHECK(u.mid_attention); CHECK_EQ(u.mid_depth, 1);
+    CHECK_EQ(u.context_dim, 16);
+    CHECK(!u.linear_projection);
+    CHECK_EQ(u.adm_in_channels, 0);
+    CHECK(u.num_heads == std::vector<int>({8, 8}));  // SD1 family default
+    CHECK_EQ(u.head_dim, 0);
+    const VaeConfig & v = i.vae.cfg;
+    CHECK_EQ(v.ch, 4); CHECK(v.ch_mult == std::vector<int>({1, 2})); CHECK_EQ(v.z_channels, 4);
+    CHECK_EQ(v.num_res_blocks, 1); CHECK_EQ(v.in_channels, 3);
+    CHECK_NEAR(v.scaling_factor, 0.18215, 1e-7);
+    const ClipConfig & t = i.text_encoder.cfg;
+    CHECK_EQ(t.hidden, 16); CHECK_EQ(t.layers, 2);
+    CHECK_EQ(t.intermediate, 32); CHECK_EQ(t.vocab, 64);
+    CHECK_EQ(t.max_positions, 8); CHECK(t.act == ClipAct::quick_gelu);
     CHECK(!i.text_encoder_2.present);
     CHECK(i.stats["unet"].params > 1000);
     CHECK_EQ(i.types["f16"].tensors, (uint64_t)m.files.tensors.size());
@@ -859,9 +864,9 @@ TEST(hyperparameters_from_shapes_and_config) {
     REQUIRE(load_model(M("sd1_diffusers"), &d).ok());
     REQUIRE(detect(d, &di).ok());
     CHECK(di.unet.from_config && di.vae.from_config && di.text_encoder.from_config);
-    CHECK(di.unet.num_heads == std::vector<int>({2, 2}));      // attention_head_dim from config.json
-    CHECK_EQ(di.unet.num_res_blocks, 2);
-    CHECK_EQ(di.text_encoder.num_heads, 2);
+    CHECK(di.unet.cfg.num_heads == std::vector<int>({2, 2}));      // attention_head_dim from config.json
+    CHECK_EQ(di.unet.cfg.num_res_blocks, 2);
+    CHECK_EQ(di.text_encoder.cfg.heads, 2);
     CHECK(!d.tokenizer.vocab_json.empty() && !d.tokenizer.merges_txt.empty() && !d.tokenizer.tokenizer_json.empty());
     CHECK(d.scheduler_config.kind == Json::object);
 
@@ -869,27 +874,28 @@ TEST(hyperparameters_from_shapes_and_config) {
     ModelInfo xi;
     REQUIRE(load_model(M("sdxl_ldm.safetensors"), &x).ok());
     REQUIRE(detect(x, &xi).ok());
-    CHECK_EQ(xi.unet.adm_in_channels, 40);
-    CHECK(xi.unet.transformer_depth == std::vector<int>({0, 1, 2}));
-    CHECK_EQ(xi.unet.transformer_depth_middle, 2);
-    CHECK_EQ(xi.unet.context_dim, 40);
-    CHECK(xi.unet.use_linear_projection);
-    CHECK_EQ(xi.unet.head_dim, 64);
-    CHECK_EQ(xi.text_encoder_2.hidden_size, 24);
-    CHECK_EQ(xi.text_encoder_2.projection_dim, 24);
-    CHECK_EQ(xi.text_encoder_2.hidden_act, std::string("gelu"));
-    CHECK_NEAR(xi.vae.scaling_factor, 0.13025, 1e-9);
+    CHECK_EQ(xi.unet.cfg.adm_in_channels, 40);
+    CHECK(xi.unet.cfg.attention == std::vector<bool>({false, true, true}));
+    CHECK_EQ(xi.unet.cfg.transformer_depth[1], 1); CHECK_EQ(xi.unet.cfg.transformer_depth[2], 2);
+    CHECK_EQ(xi.unet.cfg.mid_depth, 2);
+    CHECK_EQ(xi.unet.cfg.context_dim, 40);
+    CHECK(xi.unet.cfg.linear_projection);
+    CHECK_EQ(xi.unet.cfg.head_dim, 64);
+    CHECK_EQ(xi.text_encoder_2.cfg.hidden, 24);
+    CHECK_EQ(xi.text_encoder_2.cfg.projection_dim, 24);
+    CHECK(xi.text_encoder_2.cfg.act == ClipAct::gelu);
+    CHECK_NEAR(xi.vae.cfg.scaling_factor, 0.13025, 1e-7);
     LoadedModel r;
     ModelInfo ri;
     REQUIRE(load_model(M("sdxl_refiner_ldm.safetensors"), &r).ok());
     REQUIRE(detect(r, &ri).ok());
     CHECK(!ri.text_encoder.present && ri.text_encoder_2.present);   // bigG is encoder 2, as in diffusers
-    CHECK(ri.unet.transformer_depth == std::vector<int>({0, 1, 0}));
+    CHECK(ri.unet.cfg.attention == std::vector<bool>({false, true, false}));
     LoadedModel ip;
     ModelInfo ii;
     REQUIRE(load_model(M("sd1_inpaint.safetensors"), &ip).ok());
     REQUIRE(detect(ip, &ii).ok());
-    CHECK_EQ(ii.unet.in_channels, 9);
+    CHECK_EQ(ii.unet.cfg.in_channels, 9);
     std::string js = model_info_json(m, i);
     Json parsed;
     CHECK(json_parse(js.data(), js.size(), &parsed).ok());

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "core/status.h"
-#include "core/threadpool.h"
-#include "cpu/cpu_features.h"
+#include "base/status.h"
+#include "base/threadpool.h"
+#include "backends/cpu/cpu_features.h"
 #include "sdgo.h"
 #include "testing.h"
 

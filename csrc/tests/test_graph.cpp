@@ -4,7 +4,7 @@
 #include <cstring>
 #include <vector>
 
-#include "core/backend.h"
+#include "backends/cpu/cpu_backend.h"
 #include "core/graph.h"
 #include "core/planner.h"
 #include "testing.h"
@@ -279,8 +279,11 @@ TEST(backend_computes_chain_with_small_arena) {
 
 TEST(weights_use_external_memory) {
     std::vector<float> wdata = iota_f(6, 1.0f);
+    std::unique_ptr<Buffer> wb;
+    REQUIRE(cpu::device()->wrap_host(wdata.data(), wdata.size() * 4, &wb).ok());
     Graph g;
-    Tensor * w = g.weight(DType::f32, {3, 2}, wdata.data(), "w");
+    Tensor * w = g.weight(DType::f32, {3, 2}, wb.get(), 0, "w");
+    CHECK(w->buffer == wb.get());
     Tensor * x = g.input(DType::f32, {3, 2});
     Tensor * y = g.mul(x, g.transpose(g.transpose(w)));
     g.set_output(y);

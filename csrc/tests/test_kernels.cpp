@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "cpu/conv.h"
-#include "cpu/kernels.h"
+#include "backends/cpu/conv.h"
+#include "backends/cpu/kernels.h"
 #include "testing.h"
 
 using namespace sdgo;

@@ -10,15 +10,16 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <fstream>
 #include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "core/backend.h"
+#include "backends/cpu/cpu_backend.h"
 #include "core/graph.h"
-#include "cpu/cpu_features.h"
+#include "backends/cpu/cpu_features.h"
 #include "formats/json.h"
 #include "formats/safetensors.h"
 #include "model/load.h"
@@ -32,6 +33,39 @@ using namespace sdgo;
 using namespace sdgo::model;
 
 namespace {
+
+// Weights for tests that build graphs one at a time: each (name, use) is
+// prepared on first use into a store of its own on the CPU device (a loaded
+// model instead records all of them at load, then finishes one store).
+class TestWeights final : public Weights {
+public:
+    explicit TestWeights(const formats::ModelFiles * f, WeightOptions o = {}) : f_(f), o_(o) {}
+    const formats::ModelFiles & files() const override { return *f_; }
+    Status bind(Graph & g, const formats::TensorEntry & e, WeightUse use, int n, const int64_t * ne, int64_t row_len,
+                int64_t skip_rows, Tensor ** out) const override {
+        const std::string k = std::string(weight_use_name(use)) + ":" + e.name;
+        auto it = stores_.find(k);
+        if (it == stores_.end()) {
+            auto s = std::make_unique<WeightStore>(f_, cpu::device(), o_);
+            DType t;
+            SDGO_TRY(s->prepare(e, use, &t));
+            SDGO_TRY(s->finish());
+            it = stores_.emplace(k, std::move(s)).first;
+        }
+        return it->second->bind(g, e, use, n, ne, row_len, skip_rows, out);
+    }
+    size_t converted_bytes() const {
+        size_t n = 0;
+        for (const auto & kv : stores_) n += kv.second->converted_bytes();
+        return n;
+    }
+
+private:
+    const formats::ModelFiles * f_;
+    WeightOptions o_;
+    mutable std::map<std::string, std::unique_ptr<WeightStore>> stores_;
+};
+
 
 struct Loaded {
     formats::ModelFiles files;
@@ -193,9 +227,9 @@ void clip_case(const ClipCase & c, ClipAct want_act) {
     const formats::ModelFiles & mf = load(c.model);
     const formats::ModelFiles & rf = load(c.ref);
     REQUIRE(!mf.tensors.empty() && !rf.tensors.empty());
-    Weights w(&mf, WeightOptions{true});
+    TestWeights w(&mf, WeightOptions{true});
     ClipConfig cfg;
-    Status st = clip_config_from_weights(w, c.prefix, &cfg);
+    Status st = clip_config_from_weights(w.files(), c.prefix, &cfg);
     REQUIRE(st.ok());
     CHECK(cfg.naming == c.naming);
     CHECK_EQ(cfg.hidden, 32);
@@ -288,10 +322,10 @@ TEST(canonical_names_from_loader_give_same_results) {
         if (!st.ok()) std::fprintf(stderr, "load_model: %s\n", st.message().c_str());
         REQUIRE(st.ok());
         const formats::ModelFiles & rf = load(c.ref);
-        Weights w(&lm.files, WeightOptions{true});
+        TestWeights w(&lm.files, WeightOptions{true});
         const std::string prefix = "cond_stage_model.transformer.text_model.";
         ClipConfig cfg;
-        REQUIRE(clip_config_from_weights(w, prefix, &cfg).ok());
+        REQUIRE(clip_config_from_weights(w.files(), prefix, &cfg).ok());
         CHECK(cfg.naming == ClipNaming::hf);
         CHECK(!cfg.fused_qkv);
         CHECK_EQ(cfg.projection_dim, 24);
@@ -322,7 +356,7 @@ TEST(canonical_names_from_loader_give_same_results) {
         if (k == 0) {
             // The VAE's canonical attention weights are 2-D; the decoder still matches.
             VaeConfig vc;
-            REQUIRE(vae_config_from_weights(w, "first_stage_model.", &vc).ok());
+            REQUIRE(vae_config_from_weights(w.files(), "first_stage_model.", &vc).ok());
             vc.groups = 4;
             std::vector<int64_t> ne;
             std::vector<float> z = ref_f32(rf, "vae.z", &ne);
@@ -344,9 +378,9 @@ TEST(canonical_names_from_loader_give_same_results) {
 TEST(clip_rejects_bad_requests) {
     const formats::ModelFiles & mf = load(kSd1Clip.model);
     REQUIRE(!mf.tensors.empty());
-    Weights w(&mf);
+    TestWeights w(&mf);
     ClipConfig cfg;
-    REQUIRE(clip_config_from_weights(w, kSd1Clip.prefix, &cfg).ok());
+    REQUIRE(clip_config_from_weights(w.files(), kSd1Clip.prefix, &cfg).ok());
     cfg.heads = 4;
     Graph g;
     Tensor * ids = g.input(DType::i32, {78, 1});
@@ -359,7 +393,7 @@ TEST(clip_rejects_bad_requests) {
     st = build_clip_text(g2, w, kSd1Clip.prefix, cfg, o, g2.input(DType::i32, {77, 1}), &out);
     CHECK_EQ(st.code(), SDGO_ERR_INVALID_ARGUMENT);  // skip more layers than exist
     ClipConfig none;
-    CHECK(!clip_config_from_weights(w, "nothing.here.", &none).ok());
+    CHECK(!clip_config_from_weights(w.files(), "nothing.here.", &none).ok());
 }
 
 // ---------------------------------------------------------------- U-Net ---
@@ -368,10 +402,10 @@ void unet_case(const char * model, const char * ref, const char * config, bool f
     const formats::ModelFiles & mf = load(model);
     const formats::ModelFiles & rf = load(ref);
     REQUIRE(!mf.tensors.empty() && !rf.tensors.empty());
-    Weights w(&mf, WeightOptions{f32});
+    TestWeights w(&mf, WeightOptions{f32});
     const std::string prefix = "model.diffusion_model.";
     UNetConfig cfg;
-    REQUIRE(unet_config_from_weights(w, prefix, &cfg).ok());
+    REQUIRE(unet_config_from_weights(w.files(), prefix, &cfg).ok());
     if (inferred_out) *inferred_out = cfg;
     formats::Json j;
     REQUIRE(read_json(config, &j));
@@ -472,9 +506,9 @@ TEST(unet_from_diffusers_folder_matches_diffusers) {
     REQUIRE(st.ok());
     const formats::ModelFiles & rf = load("testdata/ref/tiny_sdxl_ref.safetensors");
     REQUIRE(!rf.tensors.empty());
-    Weights w(&lm.files);
+    TestWeights w(&lm.files);
     UNetConfig cfg;
-    st = unet_config_from_weights(w, "model.diffusion_model.", &cfg);
+    st = unet_config_from_weights(w.files(), "model.diffusion_model.", &cfg);
     if (!st.ok()) std::fprintf(stderr, "config: %s\n", st.message().c_str());
     REQUIRE(st.ok());
     const DiffusersComponent * comp = lm.component("unet");
@@ -574,9 +608,9 @@ TEST(quantized_weights_close_to_reference) {
         // Quantized kernels vs the same (dequantized) weights in f32.
         std::vector<float> outs[2];
         for (int pass = 0; pass < 2; pass++) {
-            Weights w(&q, WeightOptions{pass == 1});
+            TestWeights w(&q, WeightOptions{pass == 1});
             UNetConfig cfg;
-            REQUIRE(unet_config_from_weights(w, "model.diffusion_model.", &cfg).ok());
+            REQUIRE(unet_config_from_weights(w.files(), "model.diffusion_model.", &cfg).ok());
             REQUIRE(unet_config_apply_json(j, &cfg).ok());
             auto build = [&](Graph & g, std::vector<Input> * in, std::vector<Tensor *> * out) {
                 Tensor * tx = g.input(DType::f32, {xne[0], xne[1], xne[2], xne[3]});
@@ -624,14 +658,16 @@ TEST(weights_fix_alignment_and_types) {
     h.data = reinterpret_cast<const uint8_t *>(half);
     h.nbytes = 6;
     REQUIRE(mf.add(a).ok() && mf.add(h).ok());
-    Weights w(&mf);
+    // f32 at an odd address and f16 both become aligned f32 vectors.
+    TestWeights w(&mf);
     for (const char * name : {"a", "h"}) {
-        DType type;
-        const void * data = nullptr;
-        REQUIRE(w.prepare(*mf.find(name), WeightUse::vector, &type, &data).ok());
-        CHECK(type == DType::f32);
-        CHECK(reinterpret_cast<uintptr_t>(data) % 4 == 0);
-        CHECK(std::memcmp(data, vals, sizeof vals) == 0);
+        Graph g;
+        Binder b(g, w);
+        Tensor * t = b.vec(name, 3);
+        REQUIRE(t != nullptr);
+        CHECK(t->type == DType::f32);
+        CHECK(reinterpret_cast<uintptr_t>(t->data) % 4 == 0);
+        CHECK(std::memcmp(t->data, vals, sizeof vals) == 0);
     }
     CHECK(w.converted_bytes() >= 24);
     // bf16 conv kernels become f16 when exact, f32 when not.
@@ -647,22 +683,48 @@ TEST(weights_fix_alignment_and_types) {
         formats::TensorEntry c;
         c.name = k ? "inexact" : "exact";
         c.type = DType::bf16;
-        c.ne[0] = 2;
-        c.ne[1] = 2;
-        c.n_dims = 2;
+        c.ne[0] = 1;
+        c.ne[1] = 1;
+        c.ne[2] = 2;
+        c.ne[3] = 2;
+        c.n_dims = 4;
         c.data = reinterpret_cast<const uint8_t *>(bf[k]);
         c.nbytes = 8;
         REQUIRE(cf.add(c).ok());
     }
-    Weights cw(&cf);
-    DType type;
-    const void * data = nullptr;
-    REQUIRE(cw.prepare(*cf.find("exact"), WeightUse::conv, &type, &data).ok());
-    CHECK(type == DType::f16);
-    for (int i = 0; i < 4; i++) CHECK_EQ(fp16_to_fp32(static_cast<const uint16_t *>(data)[i]), exact_vals[i]);
-    REQUIRE(cw.prepare(*cf.find("inexact"), WeightUse::conv, &type, &data).ok());
-    CHECK(type == DType::f32);
-    CHECK_EQ(static_cast<const float *>(data)[3], bf16_to_fp32(bf[1][3]));
+    TestWeights cw(&cf);
+    {
+        Graph g;
+        Binder b(g, cw);
+        Tensor * t = b.conv("exact", 1, 1, 2, 2);
+        REQUIRE(t != nullptr);
+        CHECK(t->type == DType::f16);
+        for (int i = 0; i < 4; i++) CHECK_EQ(fp16_to_fp32(static_cast<const uint16_t *>(t->data)[i]), exact_vals[i]);
+        Tensor * u = b.conv("inexact", 1, 1, 2, 2);
+        REQUIRE(u != nullptr);
+        CHECK(u->type == DType::f32);
+        CHECK_EQ(static_cast<const float *>(u->data)[3], bf16_to_fp32(bf[1][3]));
+    }
+    // Integer tensors are not weights.
+    alignas(64) static int32_t ints[3] = {1, 2, 3};
+    formats::ModelFiles imf;
+    {
+        formats::TensorEntry e;
+        e.name = "i";
+        e.type = DType::i32;
+        e.ne[0] = 3;
+        e.data = reinterpret_cast<const uint8_t *>(ints);
+        e.nbytes = 12;
+        REQUIRE(imf.add(e).ok());
+    }
+    TestWeights iw(&imf);
+    {
+        Graph g;
+        Binder b(g, iw);
+        CHECK(b.vec("i", 3) == nullptr);
+        CHECK_EQ(b.status().code(), SDGO_ERR_FORMAT);
+        CHECK(b.status().message().find("floating point") != std::string::npos);
+    }
     // Shape checks name the tensor.
     Graph g;
     Binder b(g, w);
@@ -699,9 +761,9 @@ TEST(configs_reject_bad_json) {
     // A config that passes JSON but cannot be built is refused at build time.
     const formats::ModelFiles & mf = load("testdata/ref/tiny_sd1.safetensors");
     REQUIRE(!mf.tensors.empty());
-    Weights w(&mf);
+    TestWeights w(&mf);
     UNetConfig bad;
-    REQUIRE(unet_config_from_weights(w, "model.diffusion_model.", &bad).ok());
+    REQUIRE(unet_config_from_weights(w.files(), "model.diffusion_model.", &bad).ok());
     bad.groups = 8;
     bad.num_heads = {3, 3};  // 16 channels are not divisible into 3 heads
     Graph g;
@@ -715,9 +777,9 @@ TEST(configs_reject_bad_json) {
 TEST(unet_rejects_bad_inputs) {
     const formats::ModelFiles & mf = load("testdata/ref/tiny_sd1.safetensors");
     REQUIRE(!mf.tensors.empty());
-    Weights w(&mf);
+    TestWeights w(&mf);
     UNetConfig cfg;
-    REQUIRE(unet_config_from_weights(w, "model.diffusion_model.", &cfg).ok());
+    REQUIRE(unet_config_from_weights(w.files(), "model.diffusion_model.", &cfg).ok());
     cfg.groups = 8;
     Tensor * out = nullptr;
     {
@@ -743,7 +805,7 @@ TEST(unet_rejects_bad_inputs) {
         formats::ModelFiles partial;
         for (const auto & t : mf.tensors)
             if (t.name.find("output_blocks.1.0.out_layers.3.weight") == std::string::npos) CHECK(partial.add(t).ok());
-        Weights pw(&partial);
+        TestWeights pw(&partial);
         Graph g;
         Status st = build_unet(g, pw, "model.diffusion_model.", cfg, g.input(DType::f32, {8, 8, 4, 1}),
                                g.input(DType::f32, {1}), g.input(DType::f32, {32, 77, 1}), nullptr, &out);
@@ -755,7 +817,7 @@ TEST(unet_rejects_bad_inputs) {
 // ---------------------------------------------------------------- VAE -----
 
 void vae_setup(Weights & w, VaeConfig * cfg) {
-    REQUIRE(vae_config_from_weights(w, "first_stage_model.", cfg).ok());
+    REQUIRE(vae_config_from_weights(w.files(), "first_stage_model.", cfg).ok());
     formats::Json j;
     REQUIRE(read_json("testdata/ref/tiny_sd1/vae/config.json", &j));
     REQUIRE(vae_config_apply_json(j, cfg).ok());
@@ -764,9 +826,9 @@ void vae_setup(Weights & w, VaeConfig * cfg) {
 TEST(vae_config_inferred_from_shapes) {
     const formats::ModelFiles & mf = load("testdata/ref/tiny_sd1.safetensors");
     REQUIRE(!mf.tensors.empty());
-    Weights w(&mf);
+    TestWeights w(&mf);
     VaeConfig cfg;
-    REQUIRE(vae_config_from_weights(w, "first_stage_model.", &cfg).ok());
+    REQUIRE(vae_config_from_weights(w.files(), "first_stage_model.", &cfg).ok());
     CHECK_EQ(cfg.ch, 8);
     CHECK(cfg.ch_mult == std::vector<int>({1, 2, 2}));
     CHECK_EQ(cfg.num_res_blocks, 1);
@@ -784,7 +846,7 @@ TEST(vae_encoder_matches_diffusers) {
     const formats::ModelFiles & mf = load("testdata/ref/tiny_sd1.safetensors");
     const formats::ModelFiles & rf = load("testdata/ref/tiny_sd1_ref.safetensors");
     REQUIRE(!mf.tensors.empty() && !rf.tensors.empty());
-    Weights w(&mf, WeightOptions{true});
+    TestWeights w(&mf, WeightOptions{true});
     VaeConfig cfg;
     vae_setup(w, &cfg);
     std::vector<int64_t> ne;
@@ -822,7 +884,7 @@ TEST(vae_decoder_matches_diffusers) {
     const formats::ModelFiles & rf = load("testdata/ref/tiny_sd1_ref.safetensors");
     REQUIRE(!mf.tensors.empty() && !rf.tensors.empty());
     for (bool f32 : {true, false}) {
-        Weights w(&mf, WeightOptions{f32});
+        TestWeights w(&mf, WeightOptions{f32});
         VaeConfig cfg;
         vae_setup(w, &cfg);
         std::vector<int64_t> ne;
@@ -862,9 +924,9 @@ TEST(vae_standalone_file_without_prefix) {
         e.name = t.name.substr(pre.size());
         REQUIRE(vae.add(e).ok());
     }
-    Weights w(&vae, WeightOptions{true});
+    TestWeights w(&vae, WeightOptions{true});
     VaeConfig cfg;
-    REQUIRE(vae_config_from_weights(w, "", &cfg).ok());
+    REQUIRE(vae_config_from_weights(w.files(), "", &cfg).ok());
     cfg.groups = 4;
     std::vector<int64_t> ne;
     std::vector<float> z = ref_f32(rf, "vae.z", &ne);
@@ -884,7 +946,7 @@ TEST(vae_standalone_file_without_prefix) {
 TEST(vae_rejects_bad_inputs) {
     const formats::ModelFiles & mf = load("testdata/ref/tiny_sd1.safetensors");
     REQUIRE(!mf.tensors.empty());
-    Weights w(&mf);
+    TestWeights w(&mf);
     VaeConfig cfg;
     vae_setup(w, &cfg);
     Graph g;
@@ -931,7 +993,7 @@ bool load_shapes(const char * key, formats::ModelFiles * mf) {
 size_t plan_arena(Graph & g, Tensor * out, size_t * total) {
     g.set_output(out);
     MemoryPlan plan;
-    Status st = plan_memory(g, Backend::kAlignment, &plan);
+    Status st = plan_memory(g, Device::kAlignment, &plan);
     if (!st.ok()) {
         std::fprintf(stderr, "plan: %s\n", st.message().c_str());
         return 0;
@@ -943,11 +1005,11 @@ size_t plan_arena(Graph & g, Tensor * out, size_t * total) {
 void fullsize_case(const char * key, bool sd2) {
     formats::ModelFiles mf;
     REQUIRE(load_shapes(key, &mf));
-    Weights w(&mf);
+    TestWeights w(&mf);
 
     ClipConfig cc;
     const std::string cprefix = sd2 ? "cond_stage_model.model." : "cond_stage_model.transformer.text_model.";
-    REQUIRE(clip_config_from_weights(w, cprefix, &cc).ok());
+    REQUIRE(clip_config_from_weights(w.files(), cprefix, &cc).ok());
     CHECK_EQ(cc.hidden, sd2 ? 1024 : 768);
     CHECK_EQ(cc.layers, sd2 ? 24 : 12);
     CHECK_EQ(cc.heads, sd2 ? 16 : 12);
@@ -958,7 +1020,7 @@ void fullsize_case(const char * key, bool sd2) {
     CHECK(cc.naming == (sd2 ? ClipNaming::openclip : ClipNaming::hf));
 
     UNetConfig uc;
-    REQUIRE(unet_config_from_weights(w, "model.diffusion_model.", &uc).ok());
+    REQUIRE(unet_config_from_weights(w.files(), "model.diffusion_model.", &uc).ok());
     CHECK_EQ(uc.in_channels, 4);
     CHECK_EQ(uc.out_channels, 4);
     CHECK_EQ(uc.model_channels, 320);
@@ -976,7 +1038,7 @@ void fullsize_case(const char * key, bool sd2) {
     CHECK_EQ(uc.adm_in_channels, 0);
 
     VaeConfig vc;
-    REQUIRE(vae_config_from_weights(w, "first_stage_model.", &vc).ok());
+    REQUIRE(vae_config_from_weights(w.files(), "first_stage_model.", &vc).ok());
     CHECK_EQ(vc.ch, 128);
     CHECK(vc.ch_mult == std::vector<int>({1, 2, 4, 4}));
     CHECK_EQ(vc.num_res_blocks, 2);

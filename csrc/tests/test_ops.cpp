@@ -9,13 +9,29 @@
 #include <functional>
 #include <vector>
 
-#include "core/backend.h"
+#include "backends/cpu/cpu_backend.h"
 #include "core/graph.h"
 #include "testing.h"
 
 using namespace sdgo;
 
 namespace {
+
+// A weight over host memory the caller keeps alive (the CPU device computes
+// on host memory directly); the wrapping buffers live for the whole run.
+Tensor * host_weight(Graph & g, DType type, std::initializer_list<int64_t> ne, const void * data) {
+    static std::vector<std::unique_ptr<Buffer>> keep;
+    Tensor probe;
+    probe.type = type;
+    int i = 0;
+    for (int64_t v : ne) probe.ne[i++] = v;
+    set_contiguous_strides(&probe);
+    std::unique_ptr<Buffer> b;
+    if (!cpu::device()->wrap_host(data, probe.nbytes(), &b).ok()) return nullptr;
+    keep.push_back(std::move(b));
+    return g.weight(type, ne, keep.back().get(), 0);
+}
+
 
 struct Rng {
     uint64_t s;
@@ -378,8 +394,8 @@ TEST(group_norm_matches_reference) {
     for (int affine = 0; affine < 2; affine++) {
         Multi r = run_all_threads([&](Graph & g, Inputs & in) {
             Tensor * x = in.f32(g, {9, 7, 12, 2}, -3, 5);
-            Tensor * tw = affine ? g.weight(DType::f32, {12}, w.data()) : nullptr;
-            Tensor * tb = affine ? g.weight(DType::f32, {12}, b.data()) : nullptr;
+            Tensor * tw = affine ? host_weight(g, DType::f32, {12}, w.data()) : nullptr;
+            Tensor * tb = affine ? host_weight(g, DType::f32, {12}, b.data()) : nullptr;
             return g.group_norm(x, 4, 1e-5f, tw, tb);
         });
         expect_close(r, ref_group_norm(host(r.in[0], {9, 7, 12, 2}), 4, 1e-5, affine ? &w : nullptr,
@@ -391,8 +407,8 @@ TEST(group_norm_matches_reference) {
     for (int fused = 0; fused < 2; fused++) {
         Multi r = run_all_threads([&](Graph & g, Inputs & in) {
             Tensor * x = in.f32(g, {192, 160, 8, 1}, 1, 5);
-            Tensor * tw = g.weight(DType::f32, {8}, w.data());
-            Tensor * tb = g.weight(DType::f32, {8}, b.data());
+            Tensor * tw = host_weight(g, DType::f32, {8}, w.data());
+            Tensor * tb = host_weight(g, DType::f32, {8}, b.data());
             return fused ? g.group_norm_silu(x, 2, 1e-6f, tw, tb) : g.group_norm(x, 2, 1e-6f, tw, tb);
         });
         std::vector<float> w8(w.begin(), w.begin() + 8), b8(b.begin(), b.begin() + 8);
@@ -424,8 +440,8 @@ TEST(layer_norm_matches_reference) {
         for (int transposed = 0; transposed < 2; transposed++) {
             Multi r = run_all_threads([&](Graph & g, Inputs & in) {
                 Tensor * x = transposed ? g.transpose(in.f32(g, {6, 77}, -3, 4)) : in.f32(g, {77, 6, 2}, -3, 4);
-                Tensor * tw = affine ? g.weight(DType::f32, {77}, w.data()) : nullptr;
-                Tensor * tb = affine ? g.weight(DType::f32, {77}, b.data()) : nullptr;
+                Tensor * tw = affine ? host_weight(g, DType::f32, {77}, w.data()) : nullptr;
+                Tensor * tb = affine ? host_weight(g, DType::f32, {77}, b.data()) : nullptr;
                 return g.layer_norm(x, 1e-5f, tw, tb);
             });
             Host x = transposed ? permute(host(r.in[0], {6, 77}), 1, 0, 2, 3) : host(r.in[0], {77, 6, 2});
@@ -494,10 +510,10 @@ TEST(mul_mat_matches_reference) {
         std::vector<float> bias(static_cast<size_t>(c.N));
         for (auto & x : bias) x = rng.uni(-1, 1);
         Multi r = run_all_threads([&](Graph & g, Inputs & in) {
-            Tensor * w = g.weight(c.type, {c.K, c.N, c.w2, c.w3}, wb.data());
+            Tensor * w = host_weight(g, c.type, {c.K, c.N, c.w2, c.w3}, wb.data());
             Tensor * x = c.transposed_x ? g.transpose(in.f32(g, {c.M, c.K, c.B2, c.B3}))
                                         : in.f32(g, {c.K, c.M, c.B2, c.B3});
-            Tensor * tb = c.bias ? g.weight(DType::f32, {c.N}, bias.data()) : nullptr;
+            Tensor * tb = c.bias ? host_weight(g, DType::f32, {c.N}, bias.data()) : nullptr;
             return g.mul_mat(w, x, tb);
         });
         Host x = c.transposed_x ? permute(host(r.in[0], {c.M, c.K, c.B2, c.B3}), 1, 0, 2, 3)
@@ -542,10 +558,10 @@ TEST(conv2d_matches_reference) {
         std::vector<float> bias(static_cast<size_t>(c.Cout));
         for (auto & x : bias) x = rng.uni(-1, 1);
         Multi r = run_all_threads([&](Graph & g, Inputs & in) {
-            Tensor * w = g.weight(c.type, {c.K, c.K, c.Cin, c.Cout}, wb.data());
+            Tensor * w = host_weight(g, c.type, {c.K, c.K, c.Cin, c.Cout}, wb.data());
             Tensor * x = c.permuted ? g.permute(in.f32(g, {c.Cin, c.W, c.H, c.N}), 2, 0, 1, 3)
                                     : in.f32(g, {c.W, c.H, c.Cin, c.N});
-            return g.conv2d(w, x, c.bias ? g.weight(DType::f32, {c.Cout}, bias.data()) : nullptr, c.stride, c.stride,
+            return g.conv2d(w, x, c.bias ? host_weight(g, DType::f32, {c.Cout}, bias.data()) : nullptr, c.stride, c.stride,
                             c.pad, c.pad);
         });
         Host x = c.permuted ? permute(host(r.in[0], {c.Cin, c.W, c.H, c.N}), 2, 0, 1, 3)
@@ -749,7 +765,7 @@ TEST(get_rows_f32_f16_and_bad_index) {
         std::vector<float> deq;
         std::vector<uint8_t> tb = make_weight(t, tf, k, &deq);
         Multi r = run_all_threads([&](Graph & g, Inputs & in) {
-            Tensor * tab = g.weight(t, {k, R}, tb.data());
+            Tensor * tab = host_weight(g, t, {k, R}, tb.data());
             return g.get_rows(tab, in.i32(g, {3, 2}, idx));
         });
         Host want(k, 3, 2);
@@ -759,7 +775,7 @@ TEST(get_rows_f32_f16_and_bad_index) {
     }
     std::vector<int32_t> bad = {2, 10};
     Result r = run([&](Graph & g, Inputs & in) {
-        return g.get_rows(g.weight(DType::f32, {K, R}, table.data()), in.i32(g, {2}, bad));
+        return g.get_rows(host_weight(g, DType::f32, {K, R}, table.data()), in.i32(g, {2}, bad));
     }, 2);
     CHECK_EQ(r.st.code(), SDGO_ERR_INVALID_ARGUMENT);
     CHECK(r.st.message().find("index 10") != std::string::npos);
@@ -834,13 +850,13 @@ TEST(resnet_block_graph_end_to_end) {
     std::vector<float> b1 = rnd(Cout, 0.5f), b2 = rnd(Cout, 0.5f), bs = rnd(Cout, 0.5f), emb = rnd(Cout, 1.0f);
     Multi r = run_all_threads([&](Graph & g, Inputs & in) {
         Tensor * x = in.f32(g, {W, H, Cin, 1});
-        Tensor * h = g.conv2d(g.weight(DType::f32, {3, 3, Cin, Cout}, w1.data()), g.silu(g.group_norm(x, G, 1e-5f)),
-                              g.weight(DType::f32, {Cout}, b1.data()), 1, 1, 1, 1);
-        h = g.add(h, g.reshape(g.weight(DType::f32, {Cout}, emb.data()), {1, 1, Cout, 1}));
-        h = g.conv2d(g.weight(DType::f32, {3, 3, Cout, Cout}, w2.data()), g.silu(g.group_norm(h, G, 1e-5f)),
-                     g.weight(DType::f32, {Cout}, b2.data()), 1, 1, 1, 1);
-        Tensor * skip = g.conv2d(g.weight(DType::f32, {1, 1, Cin, Cout}, ws.data()), x,
-                                 g.weight(DType::f32, {Cout}, bs.data()), 1, 1, 0, 0);
+        Tensor * h = g.conv2d(host_weight(g, DType::f32, {3, 3, Cin, Cout}, w1.data()), g.silu(g.group_norm(x, G, 1e-5f)),
+                              host_weight(g, DType::f32, {Cout}, b1.data()), 1, 1, 1, 1);
+        h = g.add(h, g.reshape(host_weight(g, DType::f32, {Cout}, emb.data()), {1, 1, Cout, 1}));
+        h = g.conv2d(host_weight(g, DType::f32, {3, 3, Cout, Cout}, w2.data()), g.silu(g.group_norm(h, G, 1e-5f)),
+                     host_weight(g, DType::f32, {Cout}, b2.data()), 1, 1, 1, 1);
+        Tensor * skip = g.conv2d(host_weight(g, DType::f32, {1, 1, Cin, Cout}, ws.data()), x,
+                                 host_weight(g, DType::f32, {Cout}, bs.data()), 1, 1, 0, 0);
         return g.add(skip, h);
     });
     REQUIRE(r.st.ok());

@@ -3,15 +3,20 @@
 // compared with diffusers runs seeded with a CPU torch.Generator.
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "backends/cpu/cpu_backend.h"
+#include "backends/registry.h"
 #include "formats/safetensors.h"
-#include "pipeline/pipeline.h"
+#include "pipeline/model.h"
+#include "pipeline/session.h"
 #include "sdgo.h"
 #include "tests/testing.h"
 
@@ -24,18 +29,37 @@ const char * const kModel = "testdata/pipeline/tiny_sd1";
 const char * const kInpaintModel = "testdata/pipeline/tiny_sd1_inpaint";
 const char * const kRef = "testdata/pipeline/ref.safetensors";
 
-Pipeline * get_model(const char * rel) {
-    static std::vector<std::pair<std::string, std::unique_ptr<Pipeline>>> cache;
+// A loaded model and one session on it (cached per path for the test run).
+struct Loaded {
+    std::unique_ptr<Model> model;
+    std::unique_ptr<Session> session;
+};
+
+Status load(const ModelOptions & o, Loaded * out) {
+    SDGO_TRY(Model::load(o, &out->model));
+    SessionOptions so;
+    so.n_threads = 2;
+    return Session::create(*out->model, so, &out->session);
+}
+
+// The model at `rel` on a device (default: the CPU), cached per path and
+// device for the whole run.
+Session * get_model(const char * rel, Device * dev = nullptr) {
+    if (!dev) dev = cpu::device();
+    const std::string key = std::string(rel) + "@" + dev->info().backend + ":" + std::to_string(dev->info().index);
+    static std::vector<std::pair<std::string, Loaded>> cache;
     for (auto & c : cache)
-        if (c.first == rel) return c.second.get();
-    LoadOptions o;
+        if (c.first == key) return c.second.session.get();
+    ModelOptions o;
     o.model_path = testing::source_path(rel);
     o.n_threads = 2;
-    std::unique_ptr<Pipeline> p;
-    Status st = Pipeline::load(o, &p);
-    if (!st.ok()) std::fprintf(stderr, "load %s: %s\n", rel, st.message().c_str());
-    cache.emplace_back(rel, std::move(p));
-    return cache.back().second.get();
+    o.backend = dev->info().backend;
+    o.device = dev->info().index;
+    Loaded l;
+    Status st = load(o, &l);
+    if (!st.ok()) std::fprintf(stderr, "load %s: %s\n", key.c_str(), st.message().c_str());
+    cache.emplace_back(key, std::move(l));
+    return cache.back().second.session.get();
 }
 
 const formats::ModelFiles & refs() {
@@ -93,33 +117,57 @@ std::vector<uint8_t> init_image() {
     return u;
 }
 
+// Runs the request on every registered device and compares with
+// diffusers' recorded latents and image (relative error < 1e-3 on each).
 void compare_run(const Request & r, const std::string & tag, const char * which = kModel) {
-    Pipeline * p = get_model(which);
-    REQUIRE(p != nullptr);
-    Result res;
-    Status st = p->generate(r, Hooks(), &res);
-    if (!st.ok()) std::fprintf(stderr, "%s\n", st.message().c_str());
-    REQUIRE(st.ok());
-    const double el = rel_err(res.latents, ref_data(tag + "_latent"));
-    const double ei = rel_err(res.images, ref_data(tag + "_image"));
-    std::printf("  %-20s latent rel err %.3g, image rel err %.3g\n", tag.c_str(), el, ei);
-    CHECK(el < 1e-3);
-    CHECK(ei < 1e-3);
+    for (Device * dev : backends::all_devices()) {
+        Session * p = get_model(which, dev);
+        REQUIRE(p != nullptr);
+        Result res;
+        Status st = p->generate(r, Hooks(), &res);
+        if (!st.ok()) std::fprintf(stderr, "%s\n", st.message().c_str());
+        REQUIRE(st.ok());
+        const double el = rel_err(res.latents, ref_data(tag + "_latent"));
+        const double ei = rel_err(res.images, ref_data(tag + "_image"));
+        std::printf("  %-20s [%s:%d] latent rel err %.3g, image rel err %.3g\n", tag.c_str(),
+                    dev->info().backend.c_str(), dev->info().index, el, ei);
+        CHECK(el < 1e-3);
+        CHECK(ei < 1e-3);
+    }
+}
+
+// A plan for tests: every matrix and convolution weight whose rows are whole
+// blocks of `type` (the product's per-tensor policy lives in Go's quantize
+// package; these tests only need quantized weights to run through).
+WeightPlan simple_plan(const std::string & path, const char * type) {
+    WeightPlan plan;
+    DType t;
+    if (!dtype_from_name(type, &t)) return plan;
+    model::LoadedModel lm;
+    if (!model::load_model(path, &lm).ok()) return plan;
+    const int64_t bs = type_traits(t)->block_size;
+    for (const auto & e : lm.files.tensors) {
+        const bool weight = e.name.size() > 7 && e.name.compare(e.name.size() - 7, 7, ".weight") == 0;
+        if (weight && e.n_dims >= 2 && e.ne[0] % bs == 0 && e.name.find("norm") == std::string::npos &&
+            e.name.find("embedding") == std::string::npos)
+            plan.emplace_back(e.name, t);
+    }
+    return plan;
 }
 
 }  // namespace
 
 TEST(loads_tiny_diffusers_pipeline) {
-    Pipeline * p = get_model(kModel);
+    Session * p = get_model(kModel);
     REQUIRE(p != nullptr);
-    CHECK_EQ(p->summary().family, std::string("sd1"));
-    CHECK_EQ(p->summary().unet_in_channels, 4);
-    CHECK_EQ(p->summary().vae_downscale, 4);
-    CHECK_EQ(p->summary().granularity, 8);
-    CHECK_EQ(p->summary().text_max_positions, 77);
-    Pipeline * q = get_model(kInpaintModel);
+    CHECK_EQ(p->model().summary().family, std::string("sd1"));
+    CHECK_EQ(p->model().summary().unet_in_channels, 4);
+    CHECK_EQ(p->model().summary().vae_downscale, 4);
+    CHECK_EQ(p->model().summary().granularity, 8);
+    CHECK_EQ(p->model().summary().text_max_positions, 77);
+    Session * q = get_model(kInpaintModel);
     REQUIRE(q != nullptr);
-    CHECK_EQ(q->summary().unet_in_channels, 9);
+    CHECK_EQ(q->model().summary().unet_in_channels, 9);
 }
 
 TEST(txt2img_euler_matches_diffusers) {
@@ -147,10 +195,10 @@ TEST(txt2img_dpmpp2m_matches_diffusers_dpmsolver) {
 
 TEST(sd2_v_prediction_matches_diffusers) {
     // linear projections, per-level heads, gelu text encoder padded with id 0, v-prediction
-    Pipeline * p = get_model("testdata/pipeline/tiny_sd2_v");
+    Session * p = get_model("testdata/pipeline/tiny_sd2_v");
     REQUIRE(p != nullptr);
-    CHECK_EQ(p->summary().family, std::string("sd2"));
-    CHECK_EQ(p->summary().prediction, std::string("v"));
+    CHECK_EQ(p->model().summary().family, std::string("sd2"));
+    CHECK_EQ(p->model().summary().prediction, std::string("v"));
     Request r = base_request();
     r.compat = Compat::diffusers;
     compare_run(r, "sd2v_t2i_euler_s42", "testdata/pipeline/tiny_sd2_v");
@@ -182,38 +230,45 @@ TEST(inpaint_matches_diffusers) {
 }
 
 TEST(prompt_weights_chunks_and_clip_skip) {
-    Pipeline * p = get_model(kModel);
+    Session * p = get_model(kModel);
     REQUIRE(p != nullptr);
-    std::vector<float> c1, u1, c2, u2, c3, u3;
+    Condition c1, u1, c2, u2, c3, u3;
     int64_t tokens = 0;
-    REQUIRE(p->encode_prompts("a photo of a cat", "", 0, 64, &c1, &u1, &tokens).ok());
-    CHECK_EQ(c1.size(), size_t(32 * 77));
-    CHECK(c1.size() == u1.size());
+    PromptOptions po;
+    REQUIRE(p->encode_prompts("a photo of a cat", "", po, &c1, &u1, &tokens).ok());
+    CHECK_EQ(c1.context.size(), size_t(32 * 77));
+    CHECK_EQ(c1.context_dim, 32);
+    CHECK(c1.context.size() == u1.context.size());
     // weighting changes the conditioning, the unconditional side stays
-    REQUIRE(p->encode_prompts("a photo of a (cat:1.5)", "", 0, 64, &c2, &u2, &tokens).ok());
-    CHECK(c1 != c2);
-    CHECK(u1 == u2);
+    REQUIRE(p->encode_prompts("a photo of a (cat:1.5)", "", po, &c2, &u2, &tokens).ok());
+    CHECK(c1.context != c2.context);
+    CHECK(u1.context == u2.context);
     // clip skip 2 takes the penultimate layer
-    REQUIRE(p->encode_prompts("a photo of a cat", "", 2, 64, &c3, &u3, &tokens).ok());
-    CHECK(c1 != c3);
-    CHECK(p->encode_prompts("a photo of a cat", "", 3, 64, &c3, &u3, &tokens).code() == SDGO_ERR_INVALID_ARGUMENT);
+    PromptOptions skip2 = po, skip3 = po;
+    skip2.clip_skip = 2;
+    skip3.clip_skip = 3;
+    REQUIRE(p->encode_prompts("a photo of a cat", "", skip2, &c3, &u3, &tokens).ok());
+    CHECK(c1.context != c3.context);
+    CHECK(p->encode_prompts("a photo of a cat", "", skip3, &c3, &u3, &tokens).code() == SDGO_ERR_INVALID_ARGUMENT);
     // a prompt over 75 tokens takes several chunks; the empty negative prompt is
     // padded to the same length
     std::string longp;
     for (int i = 0; i < 100; ++i) longp += "cat ";
-    REQUIRE(p->encode_prompts(longp, "", 0, 64, &c3, &u3, &tokens).ok());
+    REQUIRE(p->encode_prompts(longp, "", po, &c3, &u3, &tokens).ok());
     CHECK(tokens >= 100);  // "cat" is one or two tokens in the tiny vocabulary
     const size_t chunks = size_t((tokens + 74) / 75);
     CHECK(chunks >= 2);
-    CHECK_EQ(c3.size(), size_t(32 * 77) * chunks);
-    CHECK_EQ(u3.size(), size_t(32 * 77) * chunks);
+    CHECK_EQ(c3.context.size(), size_t(32 * 77) * chunks);
+    CHECK_EQ(u3.context.size(), size_t(32 * 77) * chunks);
     // diffusers style: weights are text, long prompts are truncated to one window
-    std::vector<float> d1, d2, du;
-    REQUIRE(p->encode_prompts(longp, "", 0, 64, &d1, &du, &tokens, true).ok());
-    CHECK_EQ(d1.size(), size_t(32 * 77));
-    CHECK(std::equal(d1.begin(), d1.end(), c3.begin()));  // = A1111's first chunk (BOS + 75 + EOS, no commas)
-    REQUIRE(p->encode_prompts("a photo of a cat", "", 0, 64, &d2, &du, &tokens, true).ok());
-    CHECK(d2 == c1);  // unweighted, short: the same as the A1111 path
+    Condition d1, d2, du;
+    PromptOptions literal = po;
+    literal.literal = true;
+    REQUIRE(p->encode_prompts(longp, "", literal, &d1, &du, &tokens).ok());
+    CHECK_EQ(d1.context.size(), size_t(32 * 77));
+    CHECK(std::equal(d1.context.begin(), d1.context.end(), c3.context.begin()));  // = A1111's first chunk (BOS + 75 + EOS, no commas)
+    REQUIRE(p->encode_prompts("a photo of a cat", "", literal, &d2, &du, &tokens).ok());
+    CHECK(d2.context == c1.context);  // unweighted, short: the same as the A1111 path
     // and generation runs with the longer context
     Request r = base_request();
     r.prompt = longp;
@@ -229,28 +284,28 @@ TEST(vae_override) {
     Result base, same, other;
     REQUIRE(get_model(kModel)->generate(r, Hooks(), &base).ok());
     for (const char * vae : {"testdata/pipeline/tiny_sd1/vae", "testdata/pipeline/tiny_sd2_v/vae"}) {
-        LoadOptions o;
+        ModelOptions o;
         o.model_path = testing::source_path(kModel);
         o.vae_path = testing::source_path(vae);
         o.n_threads = 2;
-        std::unique_ptr<Pipeline> p;
-        Status st = Pipeline::load(o, &p);
+        Loaded l;
+        Status st = load(o, &l);
         if (!st.ok()) std::fprintf(stderr, "%s\n", st.message().c_str());
         REQUIRE(st.ok());
-        REQUIRE(p->generate(r, Hooks(), vae == std::string("testdata/pipeline/tiny_sd1/vae") ? &same : &other).ok());
+        REQUIRE(l.session->generate(r, Hooks(), vae == std::string("testdata/pipeline/tiny_sd1/vae") ? &same : &other).ok());
     }
     CHECK(same.rgb == base.rgb);      // the model's own VAE, given separately
     CHECK(same.latents == other.latents);  // the VAE does not take part in txt2img sampling
     CHECK(other.rgb != base.rgb);     // another VAE decodes differently
-    LoadOptions o;
+    ModelOptions o;
     o.model_path = testing::source_path(kModel);
     o.vae_path = testing::source_path("testdata/pipeline/nope.safetensors");
-    std::unique_ptr<Pipeline> p;
-    CHECK(!Pipeline::load(o, &p).ok());
+    std::unique_ptr<Model> m;
+    CHECK(!Model::load(o, &m).ok());
 }
 
 TEST(batch_seeds_increase_by_one) {
-    Pipeline * p = get_model(kModel);
+    Session * p = get_model(kModel);
     REQUIRE(p != nullptr);
     Request r = base_request();
     r.rng = int(sampling::RngType::Cuda);
@@ -273,7 +328,7 @@ TEST(batch_seeds_increase_by_one) {
 }
 
 TEST(progress_and_cancel_leave_model_reusable) {
-    Pipeline * p = get_model(kModel);
+    Session * p = get_model(kModel);
     REQUIRE(p != nullptr);
     Request r = base_request();
     r.steps = 6;
@@ -308,7 +363,7 @@ TEST(progress_and_cancel_leave_model_reusable) {
 }
 
 TEST(inpaint_regular_model_keeps_unmasked_latents) {
-    Pipeline * p = get_model(kModel);
+    Session * p = get_model(kModel);
     REQUIRE(p != nullptr);
     Request r = base_request();
     r.steps = 6;
@@ -341,7 +396,7 @@ TEST(inpaint_regular_model_keeps_unmasked_latents) {
 }
 
 TEST(inpaint_model_uses_mask_channels) {
-    Pipeline * p = get_model(kInpaintModel);
+    Session * p = get_model(kInpaintModel);
     REQUIRE(p != nullptr);
     Request r = base_request();
     r.steps = 5;
@@ -367,7 +422,7 @@ TEST(inpaint_model_uses_mask_channels) {
 }
 
 TEST(bad_requests_are_clear_errors) {
-    Pipeline * p = get_model(kModel);
+    Session * p = get_model(kModel);
     REQUIRE(p != nullptr);
     Result res;
     auto code = [&](const Request & r) {
@@ -416,40 +471,61 @@ TEST(bad_requests_are_clear_errors) {
 }
 
 TEST(load_errors) {
-    LoadOptions o;
-    std::unique_ptr<Pipeline> p;
-    CHECK_EQ(Pipeline::load(o, &p).code(), SDGO_ERR_INVALID_ARGUMENT);
+    ModelOptions o;
+    std::unique_ptr<Model> p;
+    CHECK_EQ(Model::load(o, &p).code(), SDGO_ERR_INVALID_ARGUMENT);
     o.model_path = testing::source_path("testdata/pipeline/does_not_exist.safetensors");
-    CHECK(!Pipeline::load(o, &p).ok());
+    CHECK(!Model::load(o, &p).ok());
     CHECK(p == nullptr);
     o.model_path = testing::source_path(kModel);
-    o.weight_type = "q3_z";
-    CHECK_EQ(Pipeline::load(o, &p).code(), SDGO_ERR_INVALID_ARGUMENT);
-    o.weight_type = "q2_K";  // a ggml type, but not one we convert to
-    CHECK_EQ(Pipeline::load(o, &p).code(), SDGO_ERR_UNSUPPORTED);
-    o.model_path = testing::source_path("testdata/models/sdxl_ldm.safetensors");
+    o.weight_type = "q4_0";  // conversions come as plans
+    CHECK_EQ(Model::load(o, &p).code(), SDGO_ERR_INVALID_ARGUMENT);
     o.weight_type.clear();
-    Status st = Pipeline::load(o, &p);
+    o.weight_plan = {{"no.such.tensor", DType::q8_0}};
+    Status st = Model::load(o, &p);
+    CHECK_EQ(st.code(), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK(st.message().find("no.such.tensor") != std::string::npos);
+    o.weight_plan = {{"model.diffusion_model.out.2.bias", DType::q4_0}};  // 4 elements: not a whole block
+    CHECK(!Model::load(o, &p).ok());
+    o.weight_plan = {{"model.diffusion_model.out.2.weight", DType::q2_K}};  // a ggml type we cannot encode
+    CHECK(!Model::load(o, &p).ok());
+    o.weight_plan.clear();
+    o.backend = "no-such-backend";
+    st = Model::load(o, &p);
+    CHECK_EQ(st.code(), SDGO_ERR_UNSUPPORTED);
+    CHECK(st.message().find("cpu") != std::string::npos);  // lists what there is
+    o.backend = "cpu";
+    o.device = 3;
+    CHECK_EQ(Model::load(o, &p).code(), SDGO_ERR_INVALID_ARGUMENT);
+    o.device = 0;
+    o.model_path = testing::source_path("testdata/models/sdxl_ldm.safetensors");
+    st = Model::load(o, &p);
     std::printf("  sdxl: %s\n", st.message().c_str());
     CHECK_EQ(st.code(), SDGO_ERR_UNSUPPORTED);
+    WeightPlan plan;
+    CHECK(parse_weight_plan("a.b=q8_0\nc=f16\n\n", &plan).ok());
+    CHECK(plan.size() == 2 && plan[0].first == "a.b" && plan[0].second == DType::q8_0 && plan[1].second == DType::f16);
+    CHECK_EQ(parse_weight_plan("a.b", &plan).code(), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(parse_weight_plan("a=q9_9", &plan).code(), SDGO_ERR_INVALID_ARGUMENT);
 }
 
 TEST(prediction_override) {
-    LoadOptions o;
+    ModelOptions o;
     o.model_path = testing::source_path("testdata/pipeline/tiny_sd2_v");
     o.n_threads = 2;
     o.prediction = "epsilon";
-    std::unique_ptr<Pipeline> p;
-    REQUIRE(Pipeline::load(o, &p).ok());
-    CHECK_EQ(p->summary().prediction, std::string("epsilon"));
+    Loaded l;
+    REQUIRE(load(o, &l).ok());
+    CHECK_EQ(l.model->summary().prediction, std::string("epsilon"));
     Request r = base_request();
     r.compat = Compat::diffusers;
     Result eps, v;
-    REQUIRE(p->generate(r, Hooks(), &eps).ok());
+    REQUIRE(l.session->generate(r, Hooks(), &eps).ok());
     REQUIRE(get_model("testdata/pipeline/tiny_sd2_v")->generate(r, Hooks(), &v).ok());
     CHECK(eps.latents != v.latents);
     o.prediction = "x0";
-    CHECK_EQ(Pipeline::load(o, &p).code(), SDGO_ERR_UNSUPPORTED);
+    std::unique_ptr<Model> m;
+    CHECK_EQ(Model::load(o, &m).code(), SDGO_ERR_UNSUPPORTED);
 }
 
 TEST(weight_types_at_load) {
@@ -461,16 +537,17 @@ TEST(weight_types_at_load) {
         double tol;
     };
     for (const Case & c : {Case{"f32", 1e-3}, Case{"f16", 1e-3}, Case{"q8_0", 0.05}, Case{"q4_0", 0.5}}) {
-        LoadOptions o;
+        ModelOptions o;
         o.model_path = testing::source_path(kModel);
         o.n_threads = 2;
-        o.weight_type = c.type;
-        std::unique_ptr<Pipeline> p;
-        Status st = Pipeline::load(o, &p);
+        if (std::string(c.type) == "f32") o.weight_type = c.type;
+        else o.weight_plan = simple_plan(o.model_path, c.type);
+        Loaded l;
+        Status st = load(o, &l);
         if (!st.ok()) std::fprintf(stderr, "%s: %s\n", c.type, st.message().c_str());
         REQUIRE(st.ok());
         Result res;
-        st = p->generate(r, Hooks(), &res);
+        st = l.session->generate(r, Hooks(), &res);
         if (!st.ok()) std::fprintf(stderr, "%s: %s\n", c.type, st.message().c_str());
         REQUIRE(st.ok());
         const double e = rel_err(res.latents, want);
@@ -482,19 +559,79 @@ TEST(weight_types_at_load) {
 }
 
 
-// ---- the C ABI (sdgo.h "Models and generation") ----
+// ---- the C ABI (sdgo.h "Models, sessions and generation") ----
 
-TEST(c_abi_model_request_generate) {
+namespace {
+
+sdgo_model * abi_load(const char * rel, std::string * err_out = nullptr) {
+    sdgo_model_options * o = sdgo_model_options_new();
+    if (!o) return nullptr;
+    sdgo_model_options_set_str(o, SDGO_MODEL_PATH, testing::source_path(rel).c_str());
+    sdgo_model_options_set_i64(o, SDGO_MODEL_THREADS, 2);
+    char err[512] = {0};
+    sdgo_model * m = nullptr;
+    if (sdgo_model_load(o, &m, err, sizeof err) != SDGO_OK && err_out) *err_out = err;
+    sdgo_model_options_free(o);
+    return m;
+}
+
+sdgo_request * abi_request() {
+    sdgo_request * r = sdgo_request_new();
+    sdgo_request_set_str(r, SDGO_REQ_PROMPT, "a photo of a cat");
+    sdgo_request_set_str(r, SDGO_REQ_NEGATIVE_PROMPT, "blurry");
+    sdgo_request_set_str(r, SDGO_REQ_SAMPLER, "euler");
+    sdgo_request_set_str(r, SDGO_REQ_COMPAT, "diffusers");
+    sdgo_request_set_str(r, SDGO_REQ_RNG, "cpu");
+    sdgo_request_set_i64(r, SDGO_REQ_WIDTH, 32);
+    sdgo_request_set_i64(r, SDGO_REQ_HEIGHT, 32);
+    sdgo_request_set_i64(r, SDGO_REQ_STEPS, 8);
+    sdgo_request_set_i64(r, SDGO_REQ_SEED, 42);
+    sdgo_request_set_f64(r, SDGO_REQ_CFG_SCALE, 7.0);
+    return r;
+}
+
+}  // namespace
+
+TEST(c_abi_load_options) {
+    sdgo_model_options * o = sdgo_model_options_new();
+    REQUIRE(o != nullptr);
+    CHECK_EQ(sdgo_model_options_set_str(o, SDGO_MODEL_RNG, "nope"), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(sdgo_model_options_set_str(o, SDGO_MODEL_PREDICTION, "x0"), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK(std::string(sdgo_model_options_error(o)).find("x0") != std::string::npos);
+    CHECK_EQ(sdgo_model_options_set_str(o, SDGO_MODEL_WEIGHT_TYPE, "q4_0"), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(sdgo_model_options_set_str(o, SDGO_MODEL_WEIGHT_PLAN, "no-equals-sign"), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(sdgo_model_options_set_i64(o, SDGO_MODEL_PATH, 1), SDGO_ERR_INVALID_ARGUMENT);  // wrong kind of key
+    CHECK_EQ(sdgo_model_options_set_str(o, SDGO_MODEL_THREADS, "2"), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(sdgo_model_options_set_i64(o, SDGO_MODEL_THREADS, 100000), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(sdgo_model_options_set_str(o, 999, "x"), SDGO_ERR_INVALID_ARGUMENT);
     char err[256] = {0};
     sdgo_model * m = nullptr;
-    CHECK_EQ(sdgo_model_load(nullptr, nullptr, nullptr, nullptr, nullptr, 2, &m, err, sizeof err), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(sdgo_model_load(o, &m, err, sizeof err), SDGO_ERR_INVALID_ARGUMENT);  // no path
     CHECK(m == nullptr);
-    CHECK_EQ(sdgo_model_load(testing::source_path(kModel).c_str(), nullptr, nullptr, "nope", nullptr, 2, &m, err, sizeof err),
-             SDGO_ERR_INVALID_ARGUMENT);
-    CHECK_EQ(sdgo_model_load(testing::source_path(kModel).c_str(), nullptr, nullptr, nullptr, "x0", 2, &m, err, sizeof err),
-             SDGO_ERR_INVALID_ARGUMENT);
-    CHECK(std::string(err).find("x0") != std::string::npos);
-    REQUIRE(sdgo_model_load(testing::source_path(kModel).c_str(), "", "", "cpu", "", 2, &m, err, sizeof err) == SDGO_OK);
+    CHECK_EQ(sdgo_model_load(nullptr, &m, err, sizeof err), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(sdgo_model_options_set_str(o, SDGO_MODEL_PATH, testing::source_path(kModel).c_str()), SDGO_OK);
+    CHECK_EQ(sdgo_model_options_set_str(o, SDGO_MODEL_BACKEND, "no-such-backend"), SDGO_OK);
+    CHECK_EQ(sdgo_model_load(o, &m, err, sizeof err), SDGO_ERR_UNSUPPORTED);
+    CHECK(std::string(err).find("no-such-backend") != std::string::npos);
+    sdgo_model_options_free(o);
+    sdgo_model_options_free(nullptr);
+
+    char cat[4096];
+    size_t need = 0;
+    CHECK_EQ(sdgo_catalog_json(cat, 4, &need), SDGO_ERR_BUFFER_TOO_SMALL);
+    REQUIRE(need > 4 && need <= sizeof cat);
+    REQUIRE(sdgo_catalog_json(cat, sizeof cat, &need) == SDGO_OK);
+    const std::string c(cat);
+    CHECK(c.find("\"sampler\":\"euler_a\"") != std::string::npos);
+    CHECK(c.find("\"dpm++2m\"") != std::string::npos);
+    CHECK(c.find("\"karras\"") != std::string::npos);
+    CHECK(c.find("\"steps\":20") != std::string::npos);
+}
+
+TEST(c_abi_model_session_generate) {
+    std::string err;
+    sdgo_model * m = abi_load(kModel, &err);
+    if (!m) std::fprintf(stderr, "%s\n", err.c_str());
     REQUIRE(m != nullptr);
 
     char info[512];
@@ -504,6 +641,15 @@ TEST(c_abi_model_request_generate) {
     REQUIRE(sdgo_model_info(m, info, sizeof info, &needed) == SDGO_OK);
     CHECK(std::string(info).find("\"family\":\"sd1\"") != std::string::npos);
     CHECK(std::string(info).find("\"granularity\":8") != std::string::npos);
+    CHECK(std::string(info).find("\"backend\":\"cpu\"") != std::string::npos);
+
+    char serr[256] = {0};
+    sdgo_session * s = nullptr;
+    CHECK_EQ(sdgo_session_new(nullptr, 1, &s, serr, sizeof serr), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(sdgo_session_new(m, 100000, &s, serr, sizeof serr), SDGO_ERR_INVALID_ARGUMENT);
+    REQUIRE(sdgo_session_new(m, 0, &s, serr, sizeof serr) == SDGO_OK);
+    // the session keeps the model alive after the caller's reference is gone
+    sdgo_model_free(m);
 
     sdgo_request * r = sdgo_request_new();
     REQUIRE(r != nullptr);
@@ -511,33 +657,34 @@ TEST(c_abi_model_request_generate) {
     CHECK(std::string(sdgo_request_error(r)).find("bogus") != std::string::npos);
     CHECK_EQ(sdgo_request_set_i64(r, SDGO_REQ_PROMPT, 3), SDGO_ERR_INVALID_ARGUMENT);  // wrong kind of key
     CHECK_EQ(sdgo_request_set_i64(r, SDGO_REQ_WIDTH, int64_t(1) << 40), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(sdgo_request_set_f64(r, SDGO_REQ_CFG_SCALE, std::nan("")), SDGO_ERR_INVALID_ARGUMENT);
     CHECK_EQ(sdgo_request_set_image(r, SDGO_REQ_MASK, (const uint8_t *)"x", 1, 1, 3), SDGO_ERR_INVALID_ARGUMENT);
-    CHECK_EQ(sdgo_request_set_str(r, SDGO_REQ_PROMPT, "a photo of a cat"), SDGO_OK);
-    CHECK_EQ(sdgo_request_set_str(r, SDGO_REQ_NEGATIVE_PROMPT, "blurry"), SDGO_OK);
-    CHECK_EQ(sdgo_request_set_str(r, SDGO_REQ_SAMPLER, "euler"), SDGO_OK);
-    CHECK_EQ(sdgo_request_set_str(r, SDGO_REQ_COMPAT, "diffusers"), SDGO_OK);
-    CHECK_EQ(sdgo_request_set_i64(r, SDGO_REQ_WIDTH, 32), SDGO_OK);
-    CHECK_EQ(sdgo_request_set_i64(r, SDGO_REQ_HEIGHT, 32), SDGO_OK);
-    CHECK_EQ(sdgo_request_set_i64(r, SDGO_REQ_STEPS, 8), SDGO_OK);
-    CHECK_EQ(sdgo_request_set_i64(r, SDGO_REQ_SEED, 42), SDGO_OK);
-    CHECK_EQ(sdgo_request_set_f64(r, SDGO_REQ_CFG_SCALE, 7.0), SDGO_OK);
+    sdgo_request_free(r);
+    r = abi_request();
 
-    std::vector<uint8_t> out(32 * 32 * 3);
-    CHECK_EQ(sdgo_generate(m, r, nullptr, nullptr, nullptr, out.data(), 10, &needed), SDGO_ERR_BUFFER_TOO_SMALL);
-    CHECK_EQ(needed, out.size());
+    // a request whose output would be too large is refused before any work
+    sdgo_result * res = nullptr;
+    sdgo_request * big = abi_request();
+    sdgo_request_set_i64(big, SDGO_REQ_WIDTH, 16384);
+    sdgo_request_set_i64(big, SDGO_REQ_HEIGHT, 16384);
+    sdgo_request_set_i64(big, SDGO_REQ_BATCH, 8);
+    CHECK_EQ(sdgo_session_generate(s, big, nullptr, nullptr, nullptr, &res), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK(res == nullptr);
+    CHECK(std::string(sdgo_session_error(s)).find("bytes") != std::string::npos);
+    sdgo_request_free(big);
 
     // a cancel token triggered before the call stops it at once
     sdgo_cancel * c = sdgo_cancel_new();
     REQUIRE(c != nullptr);
     sdgo_cancel_trigger(c);
-    CHECK_EQ(sdgo_generate(m, r, c, nullptr, nullptr, out.data(), out.size(), &needed), SDGO_ERR_CANCELED);
-    CHECK(std::string(sdgo_model_error(m)).find("cancel") != std::string::npos);
+    CHECK_EQ(sdgo_session_generate(s, r, c, nullptr, nullptr, &res), SDGO_ERR_CANCELED);
+    CHECK(std::string(sdgo_session_error(s)).find("cancel") != std::string::npos);
     sdgo_cancel_reset(c);
 
     struct Seen {
-        int encode = 0, sample = 0, decode = 0, last_step = 0;
+        int encode = 0, sample = 0, decode = 0, last_step = 0, stop_at = 0;
     } seen;
-    auto cb = [](int32_t phase, int32_t step, int32_t total, int64_t ms, void * ud) {
+    auto cb = [](int32_t phase, int32_t step, int32_t total, int64_t ms, void * ud) -> int32_t {
         Seen * s = static_cast<Seen *>(ud);
         if (phase == SDGO_PHASE_ENCODE) s->encode++;
         if (phase == SDGO_PHASE_SAMPLE) {
@@ -547,13 +694,30 @@ TEST(c_abi_model_request_generate) {
         }
         if (phase == SDGO_PHASE_DECODE) s->decode++;
         CHECK(ms >= 0);
+        return s->stop_at && s->last_step >= s->stop_at ? 1 : 0;
     };
-    REQUIRE(sdgo_generate(m, r, c, cb, &seen, out.data(), out.size(), &needed) == SDGO_OK);
+    // a progress callback that returns non-zero stops the generation
+    seen.stop_at = 3;
+    CHECK_EQ(sdgo_session_generate(s, r, c, cb, &seen, &res), SDGO_ERR_CANCELED);
+    CHECK_EQ(seen.last_step, 3);
+    seen = Seen();
+    REQUIRE(sdgo_session_generate(s, r, c, cb, &seen, &res) == SDGO_OK);
+    REQUIRE(res != nullptr);
     CHECK_EQ(seen.encode, 1);
     CHECK_EQ(seen.sample, 8);
     CHECK_EQ(seen.last_step, 8);
     CHECK_EQ(seen.decode, 1);
-    CHECK_EQ(std::string(sdgo_model_error(m)), std::string());
+    CHECK_EQ(std::string(sdgo_session_error(s)), std::string());
+    CHECK_EQ(sdgo_result_count(res), 1);
+    CHECK_EQ(sdgo_result_width(res), 32);
+    CHECK_EQ(sdgo_result_height(res), 32);
+    CHECK_EQ(sdgo_result_seed(res, 0), int64_t(42));
+    CHECK_EQ(sdgo_result_seed(res, 5), int64_t(0));
+    std::vector<uint8_t> out(32 * 32 * 3);
+    CHECK_EQ(sdgo_result_image(res, 0, out.data(), 10, &needed), SDGO_ERR_BUFFER_TOO_SMALL);
+    CHECK_EQ(needed, out.size());
+    CHECK_EQ(sdgo_result_image(res, 1, out.data(), out.size(), &needed), SDGO_ERR_INVALID_ARGUMENT);
+    REQUIRE(sdgo_result_image(res, 0, out.data(), out.size(), &needed) == SDGO_OK);
     // the same pixels as diffusers (8-bit rounding of its float image)
     const std::vector<float> want = ref_data("t2i_euler_s42_image");
     REQUIRE(want.size() == out.size());
@@ -561,11 +725,62 @@ TEST(c_abi_model_request_generate) {
     for (size_t i = 0; i < out.size(); ++i)
         worst = std::max(worst, std::abs(int(out[i]) - int(std::lround(want[i] * 255.0f))));
     CHECK(worst <= 1);
+    sdgo_result_free(res);
+
+    // the engine reports each image's seed, wrapping at the top of the range
+    sdgo_request_set_i64(r, SDGO_REQ_SEED, INT64_MAX);
+    sdgo_request_set_i64(r, SDGO_REQ_BATCH, 2);
+    sdgo_request_set_i64(r, SDGO_REQ_STEPS, 1);
+    REQUIRE(sdgo_session_generate(s, r, nullptr, nullptr, nullptr, &res) == SDGO_OK);
+    CHECK_EQ(sdgo_result_count(res), 2);
+    CHECK_EQ(sdgo_result_seed(res, 0), INT64_MAX);
+    CHECK_EQ(sdgo_result_seed(res, 1), INT64_MIN);
+    sdgo_result_free(res);
 
     sdgo_cancel_free(c);
     sdgo_request_free(r);
-    sdgo_model_free(m);
+    sdgo_session_free(s);
+    sdgo_session_free(nullptr);
     sdgo_model_free(nullptr);
     sdgo_request_free(nullptr);
     sdgo_cancel_free(nullptr);
+    sdgo_result_free(nullptr);
+}
+
+TEST(sessions_of_one_model_run_concurrently_and_match_serial_runs) {
+    std::string err;
+    sdgo_model * m = abi_load(kModel, &err);
+    REQUIRE(m != nullptr);
+    char e[256];
+    sdgo_session *s1 = nullptr, *s2 = nullptr;
+    REQUIRE(sdgo_session_new(m, 1, &s1, e, sizeof e) == SDGO_OK);
+    REQUIRE(sdgo_session_new(m, 1, &s2, e, sizeof e) == SDGO_OK);
+    sdgo_request * r1 = abi_request();
+    sdgo_request * r2 = abi_request();
+    sdgo_request_set_i64(r2, SDGO_REQ_SEED, 7);
+    auto pixels = [](sdgo_session * s, const sdgo_request * r, std::vector<uint8_t> * px) {
+        sdgo_result * res = nullptr;
+        if (sdgo_session_generate(s, r, nullptr, nullptr, nullptr, &res) != SDGO_OK) return false;
+        px->resize(32 * 32 * 3);
+        const bool ok = sdgo_result_image(res, 0, px->data(), px->size(), nullptr) == SDGO_OK;
+        sdgo_result_free(res);
+        return ok;
+    };
+    std::vector<uint8_t> a_serial, b_serial, a_conc, b_conc;
+    REQUIRE(pixels(s1, r1, &a_serial));
+    REQUIRE(pixels(s1, r2, &b_serial));
+    bool ok_a = false, ok_b = false;
+    std::thread ta([&] { ok_a = pixels(s1, r1, &a_conc); });
+    std::thread tb([&] { ok_b = pixels(s2, r2, &b_conc); });
+    ta.join();
+    tb.join();
+    CHECK(ok_a && ok_b);
+    CHECK(a_conc == a_serial);
+    CHECK(b_conc == b_serial);
+    CHECK(a_serial != b_serial);
+    sdgo_request_free(r1);
+    sdgo_request_free(r2);
+    sdgo_session_free(s1);
+    sdgo_session_free(s2);
+    sdgo_model_free(m);
 }

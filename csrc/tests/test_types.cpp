@@ -14,8 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "core/threadpool.h"
-#include "cpu/cpu_features.h"
+#include "base/threadpool.h"
+#include "backends/cpu/cpu_features.h"
+#include "backends/cpu/type_convert.h"
+#include "convert/convert.h"
 #include "testing.h"
 #include "types/quants.h"
 #include "types/types.h"
@@ -110,7 +112,7 @@ TEST(table_matches_ggml_ids_and_sizes) {
         CHECK_EQ(tr->to_f32 != nullptr, impl);
         CHECK_EQ(tr->from_f32_ref != nullptr, impl);
         CHECK_EQ(tr->quantize != nullptr, impl);
-        CHECK_EQ(to_f32_scalar(dt(v)) != nullptr, impl);
+        CHECK_EQ(cpu::to_f32_for(dt(v), cpu::CodePath::scalar) != nullptr, impl);
     }
 }
 
@@ -376,9 +378,9 @@ void check_golden(const char * file, DType want_type, int want_mode, const char 
         const float * want = reinterpret_cast<const float *>(b.data() + 32 + nbytes);
         std::vector<float> got(n);
         size_t bad = 0;
-        to_f32_scalar(t)(gold, got.data(), (int64_t)n);
+        tr->to_f32(gold, got.data(), (int64_t)n);  // the table's scalar reference
         for (size_t i = 0; i < n; ++i) bad += !same_float(got[i], want[i]);
-        tr->to_f32(gold, got.data(), (int64_t)n);  // the table's (SIMD where available)
+        cpu::host_to_f32(t)(gold, got.data(), (int64_t)n);  // the CPU's best (SIMD where available)
         for (size_t i = 0; i < n; ++i) bad += !same_float(got[i], want[i]);
         CHECK_EQ(bad, (size_t)0);
     }
@@ -614,10 +616,10 @@ TEST(simd_decoders_match_scalar) {
         for (DType t : {DType::f16, DType::bf16, DType::q4_0, DType::q8_0, DType::q4_1, DType::q5_0, DType::q5_1,
                         DType::q8_1, DType::f32}) {
             const TypeTraits * tr = type_traits(t);
-            const ToF32Fn fast = to_f32_for(t, p), ref = to_f32_scalar(t);
+            const ToF32Fn fast = cpu::to_f32_for(t, p), ref = type_traits(t)->to_f32;
             REQUIRE(fast && ref);
             if (p == cpu::CodePath::scalar) CHECK(fast == ref);
-            if (has_simd_to_f32(t, p)) ++paths_checked;
+            if (cpu::has_simd_to_f32(t, p)) ++paths_checked;
             // Every 16-bit pattern for the float types, and random bytes (so every
             // f16 scale pattern: NaN, inf, subnormal) for the block types, with a
             // misaligned source and lengths that exercise the tails.
@@ -662,9 +664,9 @@ TEST(simd_encoders_match_scalar) {
     for (cpu::CodePath p : cpu::runnable_code_paths()) {
         for (DType t : {DType::f16, DType::bf16, DType::f32, DType::q8_0}) {
             const TypeTraits * tr = type_traits(t);
-            const FromF32Fn fast = from_f32_for(t, p);
+            const FromF32Fn fast = cpu::from_f32_for(t, p);
             REQUIRE(fast != nullptr);
-            if (!has_simd_from_f32(t, p)) {
+            if (!cpu::has_simd_from_f32(t, p)) {
                 CHECK(fast == tr->from_f32_ref);
                 continue;
             }
@@ -750,7 +752,7 @@ TEST(quantize_rows_with_a_pool_gives_the_same_bytes) {
             std::vector<uint8_t> a(bytes), b(bytes);
             size_t wa = 0, wb = 0;
             CHECK(quantize_rows(t, x.data(), a.data(), bytes, nrows, npr, imat, &wa).ok());
-            CHECK(quantize_rows(t, x.data(), b.data(), bytes, nrows, npr, imat, &wb, &pool).ok());
+            CHECK(convert::quantize_rows_parallel(t, x.data(), b.data(), bytes, nrows, npr, imat, &wb, &pool).ok());
             CHECK_EQ(wa, bytes);
             CHECK_EQ(wb, bytes);
             CHECK(a == b);

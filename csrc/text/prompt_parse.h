@@ -29,7 +29,7 @@
 #include <string>
 #include <vector>
 
-#include "core/status.h"
+#include "base/status.h"
 #include "text/tokenizer.h"
 
 namespace sdgo::text {

@@ -317,16 +317,13 @@ bool file_exists(const std::string & path) {
     return true;
 }
 
-// The "pad_token" of a tokenizer JSON file: a string or {"content": ...}.
-// Empty when the file or the key is absent.
-Status pad_token_of(const std::string & path, std::string * out) {
+// The "pad_token" of a tokenizer JSON text: a string or {"content": ...}.
+// Empty when the text (an absent file) or the key is absent.
+Status pad_token_of(const std::string & text, std::string * out) {
     out->clear();
-    if (!file_exists(path)) return Status();
-    std::string text;
-    SDGO_TRY(read_file(path, &text));
+    if (text.empty()) return Status();
     formats::Json j;
-    Status st = formats::json_parse(text.data(), text.size(), &j);
-    if (!st.ok()) return st.wrap(path);
+    SDGO_TRY(formats::json_parse(text.data(), text.size(), &j));
     const formats::Json * p = j.kind == formats::Json::object ? j.get("pad_token") : nullptr;
     if (!p) return Status();
     if (p->kind == formats::Json::string) *out = p->str;
@@ -337,15 +334,37 @@ Status pad_token_of(const std::string & path, std::string * out) {
 }  // namespace
 
 Status ClipTokenizer::load_folder(const std::string & dir, int32_t * pad_id) {
-    SDGO_TRY(load_vocab_merges_files(dir + "/vocab.json", dir + "/merges.txt"));
+    TokenizerTexts t;
+    SDGO_TRY(read_folder(dir, &t));
+    Status st = load_texts(t, pad_id);
+    if (!st.ok()) st.wrap(dir);
+    return st;
+}
+
+Status ClipTokenizer::read_folder(const std::string & dir, TokenizerTexts * out) {
+    *out = TokenizerTexts();
+    SDGO_TRY(read_file(dir + "/vocab.json", &out->vocab_json));
+    SDGO_TRY(read_file(dir + "/merges.txt", &out->merges_txt));
+    if (file_exists(dir + "/special_tokens_map.json"))
+        SDGO_TRY(read_file(dir + "/special_tokens_map.json", &out->special_tokens_map_json));
+    if (file_exists(dir + "/tokenizer_config.json"))
+        SDGO_TRY(read_file(dir + "/tokenizer_config.json", &out->tokenizer_config_json));
+    return Status();
+}
+
+Status ClipTokenizer::load_texts(const TokenizerTexts & t, int32_t * pad_id) {
+    SDGO_TRY(load_vocab_merges(t.vocab_json, t.merges_txt));
     if (!pad_id) return Status();
     *pad_id = eos_;
-    for (const char * name : {"/special_tokens_map.json", "/tokenizer_config.json"}) {
+    const struct { const char * name; const std::string * text; } files[] = {
+        {"special_tokens_map.json", &t.special_tokens_map_json}, {"tokenizer_config.json", &t.tokenizer_config_json}};
+    for (const auto & f : files) {
         std::string pad;
-        SDGO_TRY(pad_token_of(dir + name, &pad));
+        Status st = pad_token_of(*f.text, &pad);
+        if (!st.ok()) return st.wrap(f.name);
         if (pad.empty()) continue;
         int32_t id = token_id(pad);
-        if (id < 0) return error(SDGO_ERR_FORMAT, "%s%s: pad token is not in the vocabulary", dir.c_str(), name);
+        if (id < 0) return error(SDGO_ERR_FORMAT, "%s: pad token is not in the vocabulary", f.name);
         *pad_id = id;
         break;
     }

@@ -51,7 +51,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/status.h"
+#include "base/status.h"
 
 namespace sdgo::text {
 
@@ -81,6 +81,12 @@ enum class Normalization {
     hf_fast,
 };
 
+// The texts of a diffusers tokenizer folder.
+struct TokenizerTexts {
+    std::string vocab_json, merges_txt;                   // required
+    std::string special_tokens_map_json, tokenizer_config_json;  // "" when absent
+};
+
 class ClipTokenizer {
 public:
     ClipTokenizer() = default;
@@ -103,6 +109,10 @@ public:
     // tokenizer_config.json ("pad_token": "!" or {"content": "!"}); EOS when
     // neither names one (SD 1.x: EOS; SD 2.x and SDXL tokenizer_2: "!" = 0).
     Status load_folder(const std::string & dir, int32_t * pad_id = nullptr);
+    // The files load_folder reads, as texts (absent optional files are "").
+    static Status read_folder(const std::string & dir, TokenizerTexts * out);
+    // load_folder on texts already in memory (e.g. embedded in a GGUF file).
+    Status load_texts(const TokenizerTexts & t, int32_t * pad_id = nullptr);
     // From a diffusers/HF tokenizer folder's vocab.json and merges.txt.
     Status load_vocab_merges_files(const std::string & vocab_json_path, const std::string & merges_txt_path);
     // Same, with the file contents already in memory.

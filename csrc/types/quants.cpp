@@ -1,7 +1,7 @@
 // quants.cpp — scalar encoders/decoders of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1,
 // bit-exact with ggml (reference and importance-weighted quantizers).
 //
-// Written from the format facts in ../shared/docs/spec-formats.md §2.3–2.6.
+// Written from the format facts in docs/quant-formats.md.
 // The arithmetic below is deliberately literal: the operand order of every
 // float expression is part of the file format, because quantizer decisions
 // (which candidate scale wins, which way a value rounds) depend on the last
@@ -291,7 +291,7 @@ void quantize_ref_q8_1(const float * x, void * dst, int64_t n) {
 }
 
 // ---------------------------------------------------------------------------
-// Search helpers (spec-formats.md §2.6)
+// Search helpers (docs/quant-formats.md)
 // ---------------------------------------------------------------------------
 
 float make_qx_quants(int n, int nmax, const float * x, int8_t * L, int rmse_type, const float * qw) {

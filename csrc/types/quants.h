@@ -3,9 +3,9 @@
 // importance-weighted quantizers share with the k-quants.
 //
 // Everything here is internal to csrc/types; other code reaches these through
-// the TypeTraits table in types.h. Facts: ../shared/docs/spec-formats.md §2.
+// the TypeTraits table in types.h. The format facts: docs/quant-formats.md.
 //
-// Bit-exactness rules followed by quants.cpp (see §2.3): every value is a
+// Bit-exactness rules followed by quants.cpp: every value is a
 // 32-bit float, sums run sequentially in index order, a*b+c is never fused,
 // "nearest" rounding is round-half-to-even through the 1.5*2^23 trick,
 // truncating float->int casts are those of x86-64 (NaN or out of range gives
@@ -52,7 +52,7 @@ size_t quantize_q5_1(const float * src, void * dst, int64_t nrows, int64_t n_per
 size_t quantize_q8_0(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix);
 size_t quantize_q8_1(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix);
 
-// ---- shared search helpers (§2.6), for the _impl quantizers and, later, the k-quants ----
+// ---- shared search helpers (docs/quant-formats.md), for the _impl quantizers and, later, the k-quants ----
 // Round-half-to-even for |f| <= 4194303 (garbage, never UB, outside that).
 int nearest_int(float f);
 // Symmetric signed quants in [-nmax, nmax-1], stored as L = l + nmax.

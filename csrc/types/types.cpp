@@ -1,5 +1,6 @@
-// types.cpp — the type table, names, sizes, scalar float conversions, the
-// choice of SIMD row decoders/encoders and the checked quantize entry point.
+// types.cpp — the type table, names, sizes, scalar float conversions and the
+// checked quantize entry point. SIMD versions of the row functions belong to
+// the CPU backend (backends/cpu/type_convert.h).
 #include "types/types.h"
 
 #include <algorithm>
@@ -7,9 +8,6 @@
 #include <cstring>
 #include <limits>
 
-#include "core/threadpool.h"
-#include "cpu/cpu_features.h"
-#include "types/convert_simd.h"
 #include "types/quants.h"
 
 namespace sdgo {
@@ -130,89 +128,19 @@ size_t quantize_elementwise(const float * src, void * dst, int64_t nrows, int64_
 }
 
 // ---------------------------------------------------------------------------
-// Decoder choice per code path
-// ---------------------------------------------------------------------------
-
-ToF32Fn simd_decoder(DType t, cpu::CodePath path) {
-#if defined(SDGO_HAVE_AVX2)
-    if (path == cpu::CodePath::avx2) {
-        switch (t) {
-            case DType::f16: return types_avx2::f16_to_f32;
-            case DType::bf16: return types_avx2::bf16_to_f32;
-            case DType::q4_0: return types_avx2::q4_0_to_f32;
-            case DType::q4_1: return types_avx2::q4_1_to_f32;
-            case DType::q5_0: return types_avx2::q5_0_to_f32;
-            case DType::q5_1: return types_avx2::q5_1_to_f32;
-            case DType::q8_0: return types_avx2::q8_0_to_f32;
-            default: return nullptr;
-        }
-    }
-#endif
-#if defined(SDGO_HAVE_AVX512)
-    if (path == cpu::CodePath::avx512) {
-        switch (t) {
-            case DType::f16: return types_avx512::f16_to_f32;
-            case DType::bf16: return types_avx512::bf16_to_f32;
-            case DType::q4_0: return types_avx512::q4_0_to_f32;
-            case DType::q4_1: return types_avx512::q4_1_to_f32;
-            case DType::q5_0: return types_avx512::q5_0_to_f32;
-            case DType::q5_1: return types_avx512::q5_1_to_f32;
-            case DType::q8_0: return types_avx512::q8_0_to_f32;
-            default: return nullptr;
-        }
-    }
-#endif
-    (void)t;
-    (void)path;
-    return nullptr;
-}
-
-FromF32Fn simd_encoder(DType t, cpu::CodePath path) {
-#if defined(SDGO_HAVE_AVX2)
-    if (path == cpu::CodePath::avx2) {
-        if (t == DType::f16) return types_avx2::f32_to_f16;
-        if (t == DType::bf16) return types_avx2::f32_to_bf16;
-    }
-#endif
-#if defined(SDGO_HAVE_AVX512)
-    if (path == cpu::CodePath::avx512) {
-        if (t == DType::f16) return types_avx512::f32_to_f16;
-        if (t == DType::bf16) return types_avx512::f32_to_bf16;
-    }
-#endif
-    (void)t;
-    (void)path;
-    return nullptr;
-}
-
-// The table's decoders (and f16/bf16 encoders) for the types with SIMD
-// versions: the best runnable path, resolved once on first use.
-template <DType T>
-void to_f32_auto(const void * s, float * d, int64_t n) {
-    static const ToF32Fn fn = to_f32_for(T, cpu::best_code_path());
-    fn(s, d, n);
-}
-template <DType T>
-void from_f32_auto(const float * s, void * d, int64_t n) {
-    static const FromF32Fn fn = from_f32_for(T, cpu::best_code_path());
-    fn(s, d, n);
-}
-
-// ---------------------------------------------------------------------------
 // The table, indexed by ggml type id
 // ---------------------------------------------------------------------------
 
 struct Row {
     TypeTraits traits;
-    ToF32Fn scalar_to_f32;  // the reference decoder behind traits.to_f32
     bool present;
 };
 
 constexpr DType id(int32_t v) { return static_cast<DType>(v); }
 
 Row make(DType t, const char * name, int64_t bs, size_t ts, bool q, ToF32Fn to = nullptr,
-         FromF32Fn from = nullptr, QuantizeFn qz = nullptr, ToF32Fn scalar = nullptr) {
-    return Row{TypeTraits{t, name, bs, ts, q, to, from, qz}, scalar ? scalar : to, true};
+         FromF32Fn from = nullptr, QuantizeFn qz = nullptr) {
+    return Row{TypeTraits{t, name, bs, ts, q, to, from, qz}, true};
 }
 
 struct Table {
@@ -222,18 +150,18 @@ struct Table {
         auto set = [this](const Row & r) { rows[static_cast<int32_t>(r.traits.type)] = r; };
         set(make(DType::f32, "f32", 1, 4, false, f32_to_f32, f32_from_f32,
                  quantize_elementwise<f32_from_f32, 4>));
-        set(make(DType::f16, "f16", 1, 2, false, to_f32_auto<DType::f16>, f16_from_f32,
-                 quantize_elementwise<from_f32_auto<DType::f16>, 2>, f16_to_f32_scalar));
-        set(make(DType::q4_0, "q4_0", 32, kSizeQ4_0, true, to_f32_auto<DType::q4_0>, quantize_ref_q4_0,
-                 quantize_q4_0, dequantize_q4_0));
-        set(make(DType::q4_1, "q4_1", 32, kSizeQ4_1, true, to_f32_auto<DType::q4_1>, quantize_ref_q4_1,
-                 quantize_q4_1, dequantize_q4_1));
-        set(make(DType::q5_0, "q5_0", 32, kSizeQ5_0, true, to_f32_auto<DType::q5_0>, quantize_ref_q5_0,
-                 quantize_q5_0, dequantize_q5_0));
-        set(make(DType::q5_1, "q5_1", 32, kSizeQ5_1, true, to_f32_auto<DType::q5_1>, quantize_ref_q5_1,
-                 quantize_q5_1, dequantize_q5_1));
-        set(make(DType::q8_0, "q8_0", 32, kSizeQ8_0, true, to_f32_auto<DType::q8_0>, quantize_ref_q8_0,
-                 quantize_q8_0, dequantize_q8_0));
+        set(make(DType::f16, "f16", 1, 2, false, f16_to_f32_scalar, f16_from_f32,
+                 quantize_elementwise<f16_from_f32, 2>));
+        set(make(DType::q4_0, "q4_0", 32, kSizeQ4_0, true, dequantize_q4_0, quantize_ref_q4_0,
+                 quantize_q4_0));
+        set(make(DType::q4_1, "q4_1", 32, kSizeQ4_1, true, dequantize_q4_1, quantize_ref_q4_1,
+                 quantize_q4_1));
+        set(make(DType::q5_0, "q5_0", 32, kSizeQ5_0, true, dequantize_q5_0, quantize_ref_q5_0,
+                 quantize_q5_0));
+        set(make(DType::q5_1, "q5_1", 32, kSizeQ5_1, true, dequantize_q5_1, quantize_ref_q5_1,
+                 quantize_q5_1));
+        set(make(DType::q8_0, "q8_0", 32, kSizeQ8_0, true, dequantize_q8_0, quantize_ref_q8_0,
+                 quantize_q8_0));
         set(make(DType::q8_1, "q8_1", 32, kSizeQ8_1, true, dequantize_q8_1, quantize_ref_q8_1, quantize_q8_1));
         // K-quants: sized and named; encoders/decoders not written yet. Adding
         // one = its functions here (the search helpers are in quants.h).
@@ -259,14 +187,14 @@ struct Table {
         set(make(DType::i64, "i64", 1, 8, false));
         set(make(DType::f64, "f64", 1, 8, false));
         set(make(id(29), "iq1_m", 256, 56, true));
-        set(make(DType::bf16, "bf16", 1, 2, false, to_f32_auto<DType::bf16>, bf16_from_f32,
-                 quantize_elementwise<from_f32_auto<DType::bf16>, 2>, bf16_to_f32_scalar));
+        set(make(DType::bf16, "bf16", 1, 2, false, bf16_to_f32_scalar, bf16_from_f32,
+                 quantize_elementwise<bf16_from_f32, 2>));
         set(make(id(34), "tq1_0", 256, 54, true));
         set(make(id(35), "tq2_0", 256, 66, true));
         set(make(id(39), "mxfp4", 32, 17, true));
         set(make(id(40), "nvfp4", 64, 36, true));
         set(make(id(41), "q1_0", 128, 18, true));
-        set(make(id(42), "q2_0", 64, 18, true));  // newest ggml only (spec-formats.md §2.1)
+        set(make(id(42), "q2_0", 64, 18, true));  // newest ggml only
     }
 };
 
@@ -324,34 +252,6 @@ size_t row_size(DType t, int64_t ne0) {
     return static_cast<size_t>(blocks) * tr->type_size;
 }
 
-ToF32Fn to_f32_scalar(DType t) {
-    const Row * r = row_of(static_cast<int32_t>(t));
-    return r ? r->scalar_to_f32 : nullptr;
-}
-
-bool has_simd_to_f32(DType t, cpu::CodePath path) {
-    return cpu::code_path_runnable(path) && simd_decoder(t, path) != nullptr;
-}
-
-ToF32Fn to_f32_for(DType t, cpu::CodePath path) {
-    if (cpu::code_path_runnable(path)) {
-        if (ToF32Fn f = simd_decoder(t, path)) return f;
-    }
-    return to_f32_scalar(t);
-}
-
-FromF32Fn from_f32_for(DType t, cpu::CodePath path) {
-    if (cpu::code_path_runnable(path)) {
-        if (FromF32Fn f = simd_encoder(t, path)) return f;
-    }
-    const TypeTraits * tr = type_traits(t);
-    return tr ? tr->from_f32_ref : nullptr;
-}
-
-bool has_simd_from_f32(DType t, cpu::CodePath path) {
-    return cpu::code_path_runnable(path) && simd_encoder(t, path) != nullptr;
-}
-
 Status tensor_bytes(DType t, int64_t ne0, int64_t nrows, size_t * out) {
     const TypeTraits * tr = type_traits(t);
     if (!tr) return error(SDGO_ERR_INVALID_ARGUMENT, "unknown tensor type id %d", static_cast<int>(t));
@@ -372,7 +272,7 @@ Status tensor_bytes(DType t, int64_t ne0, int64_t nrows, size_t * out) {
 }
 
 Status quantize_rows(DType t, const float * src, void * dst, size_t dst_capacity, int64_t nrows,
-                     int64_t n_per_row, const float * imatrix, size_t * written, ThreadPool * pool) {
+                     int64_t n_per_row, const float * imatrix, size_t * written) {
     if (written) *written = 0;
     const TypeTraits * tr = type_traits(t);
     if (!tr) return error(SDGO_ERR_INVALID_ARGUMENT, "quantize: unknown tensor type id %d", static_cast<int>(t));
@@ -399,20 +299,6 @@ Status quantize_rows(DType t, const float * src, void * dst, size_t dst_capacity
         }
     }
     if (n == 0) return Status();
-    const size_t rs = row_size(t, n_per_row);
-    if (pool && pool->size() > 1 && nrows > 1) {
-        // Chunks of whole rows, about 64K elements each.
-        const int64_t rows_per_chunk = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, n_per_row));
-        const int64_t nchunks = (nrows + rows_per_chunk - 1) / rows_per_chunk;
-        pool->parallel_for(nchunks, 1, [&](int64_t c, int) {
-            const int64_t r0 = c * rows_per_chunk;
-            const int64_t nr = std::min(rows_per_chunk, nrows - r0);
-            tr->quantize(src + r0 * n_per_row, static_cast<uint8_t *>(dst) + static_cast<size_t>(r0) * rs, nr,
-                         n_per_row, imatrix);
-        });
-        if (written) *written = need;
-        return Status();
-    }
     const size_t got = tr->quantize(src, dst, nrows, n_per_row, imatrix);
     if (got != need)
         return error(SDGO_ERR_INTERNAL, "quantize: %s wrote %zu bytes, expected %zu", tr->name, got, need);

@@ -2,22 +2,16 @@
 //
 // Ids, block sizes and byte sizes are ggml's, so that a GGUF tensor's type id
 // indexes this table directly and our blocks are bit-exact with ggml's
-// (../shared/docs/spec-formats.md §2). A type is one row of the table: adding
+// (ggml's ggml.h and ggml-common.h). A type is one row of the table: adding
 // a k-quant later means one entry plus its functions.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
-#include "core/status.h"
+#include "base/status.h"
 
 namespace sdgo {
-
-class ThreadPool;  // core/threadpool.h
-
-namespace cpu {
-enum class CodePath : int;  // cpu/cpu_features.h
-}
 
 enum class DType : int32_t {
     f32  = 0,
@@ -83,35 +77,20 @@ uint16_t fp32_to_fp16(float f);   // round to nearest even; NaN -> 0x7e00|sign
 float bf16_to_fp32(uint16_t h);
 uint16_t fp32_to_bf16(float f);   // round to nearest even; NaN keeps quiet bit
 
-// ---- additions (types helper) ----------------------------------------------
-//
 // Notes on the table:
 //  * Every id ggml knows has a row (sizes and name), including the k-quants,
 //    IQ/TQ/FP4 types, i8..i64 and f64; rows whose functions are NULL are types
 //    this engine can size and name but not yet convert. Adding a type later is
 //    filling in its row's functions (types.cpp) plus its encoder/decoder file.
 //  * Removed ids (4, 5, 31-33, 36-38) and ids >= kDTypeIdLimit have no row.
-//  * The table's to_f32 for f16, bf16, q4_0, q4_1, q5_0, q5_1 and q8_0, and
-//    its quantize for f16 and bf16, run the fastest SIMD version this CPU
-//    supports (chosen once); every version gives the scalar one's bits.
-//    from_f32_ref is always the scalar reference.
+//  * The table's functions are the portable scalar references. Backends use
+//    their own faster versions (the CPU's SIMD decoders live in
+//    backends/cpu/type_convert.h and give exactly these bits).
 //  * quantize needs finite input for the block types to give meaningful blocks
 //    (non-finite input is not undefined behaviour, only garbage);
 //    quantize_rows below checks that and the shapes.
 //  * q8_1: ggml has no decoder for it and ggml_quantize_chunk rejects it; here
 //    to_f32 is x = q*d and quantize is the reference encoder.
-
-// The scalar decoder (NULL where the type has none).
-ToF32Fn to_f32_scalar(DType t);
-// The decoder for one code path: the SIMD version where this type has one for
-// `path` and `path` is compiled in and runnable on this CPU, else the scalar
-// one. Meant for hot loops (GEMM packing) that follow the context's path.
-ToF32Fn to_f32_for(DType t, cpu::CodePath path);
-// True when to_f32_for(t, path) is a SIMD decoder rather than the scalar one.
-bool has_simd_to_f32(DType t, cpu::CodePath path);
-// The same for encoders (SIMD for f16 and bf16; from_f32_ref otherwise).
-FromF32Fn from_f32_for(DType t, cpu::CodePath path);
-bool has_simd_from_f32(DType t, cpu::CodePath path);
 
 // Bytes for `nrows` rows of `ne0` elements; an error when the type has no row,
 // ne0 or nrows is negative, ne0 is not a multiple of the block size, or the
@@ -121,10 +100,10 @@ Status tensor_bytes(DType t, int64_t ne0, int64_t nrows, size_t * out);
 // Checked ggml_quantize_chunk: validates the type (must have a quantizer),
 // shapes, the output capacity (dst_capacity bytes), that src holds only
 // finite values for block types and that imatrix (NULL or n_per_row values)
-// is finite and >= 0, then quantizes. *written = bytes written. With a pool
-// the rows are spread over its threads; the bytes are the same either way
-// (rows are independent in every encoder).
+// is finite and >= 0, then quantizes. *written = bytes written. Rows are
+// independent in every encoder, so a caller may quantize disjoint row ranges
+// in parallel and get the same bytes.
 Status quantize_rows(DType t, const float * src, void * dst, size_t dst_capacity, int64_t nrows,
-                     int64_t n_per_row, const float * imatrix, size_t * written, ThreadPool * pool = nullptr);
+                     int64_t n_per_row, const float * imatrix, size_t * written);
 
 }  // namespace sdgo

@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/status.h"
+#include "base/status.h"
 
 namespace sdgo::util {
 

@@ -26,7 +26,7 @@ build or test the engine, the outputs are committed):
           /tmp/venv-gguf/bin/python testdata/gen/gen_quant_golden.py
 
 (ggml-base is compiled for plain x86-64 there: no FMA contraction, which is
-what the engine reproduces; see shared/docs/spec-formats.md §2.3.)
+what the engine reproduces; see docs/quant-formats.md.)
 
 Output: testdata/quant/inputs.bin and one file per case, all little-endian:
 

@@ -1,0 +1,292 @@
+// model.cpp — see model.h.
+#include "pipeline/model.h"
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+#include <unordered_map>
+
+#include "backends/registry.h"
+#include "base/log.h"
+#include "base/threadpool.h"
+#include "convert/convert.h"
+#include "formats/json.h"
+#include "model/naming.h"
+
+namespace sdgo::pipeline {
+
+namespace {
+
+// The largest plan a caller may pass (real checkpoints have about 2,000
+// tensors; SDXL with both encoders about 2,600).
+constexpr size_t kMaxPlanEntries = 1u << 20;
+
+// Converts the planned tensors of `mf` in memory (owned buffers replace the
+// mapped bytes) with the converter `sd-go quantize` writes with, so that a
+// model quantized at load holds exactly the bytes of the quantized file.
+Status apply_weight_plan(formats::ModelFiles * mf, const WeightPlan & plan, ThreadPool * pool, int * converted) {
+    *converted = 0;
+    std::unordered_map<std::string, DType> want;
+    for (const auto & e : plan) {
+        if (!mf->find(e.first))
+            return error(SDGO_ERR_INVALID_ARGUMENT, "the weight plan names %s, which the model does not have",
+                         e.first.c_str());
+        want[e.first] = e.second;
+    }
+    for (formats::TensorEntry & t : mf->tensors) {
+        auto it = want.find(t.name);
+        if (it == want.end()) continue;
+        const int32_t id = static_cast<int32_t>(it->second);
+        if (convert::normalized_type(t) == id && t.is_ggml() && t.type_id() == id) continue;
+        SDGO_TRY(convert::check_target(t, id));
+        uint64_t nbytes = 0;
+        SDGO_TRY(formats::ggml_nbytes(id, t.ne, &nbytes));
+        uint8_t * dst = mf->alloc_owned(size_t(nbytes));
+        size_t off = 0;
+        Status st = convert::convert_tensor(t, id, pool, nullptr, [&](const void * data, size_t n) -> Status {
+            if (off + n > nbytes)
+                return error(SDGO_ERR_INTERNAL, "converter wrote past %llu bytes", (unsigned long long)nbytes);
+            std::memcpy(dst + off, data, n);
+            off += n;
+            return Status();
+        });
+        if (!st.ok()) return st.wrap(t.name);
+        if (off != nbytes)
+            return error(SDGO_ERR_INTERNAL, "%s: converter wrote %zu of %llu bytes", t.name.c_str(), off,
+                         (unsigned long long)nbytes);
+        t.stored = formats::StoredType::ggml;
+        t.type = it->second;
+        t.data = dst;
+        t.nbytes = nbytes;
+        t.file_index = -1;
+        t.file_offset = 0;
+        ++*converted;
+    }
+    return Status();
+}
+
+int conversion_threads(int n) {
+    if (n > 0) return n;
+    const unsigned hc = std::thread::hardware_concurrency();
+    return hc ? int(hc) : 1;
+}
+
+}  // namespace
+
+Status parse_weight_plan(const std::string & text, WeightPlan * out) {
+    out->clear();
+    size_t pos = 0;
+    int line_no = 0;
+    while (pos < text.size()) {
+        size_t end = text.find('\n', pos);
+        if (end == std::string::npos) end = text.size();
+        std::string line = text.substr(pos, end - pos);
+        pos = end + 1;
+        ++line_no;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty()) continue;
+        const size_t eq = line.rfind('=');
+        if (eq == std::string::npos || eq == 0)
+            return error(SDGO_ERR_INVALID_ARGUMENT, "weight plan line %d: expected NAME=TYPE", line_no);
+        DType t;
+        const std::string tn = line.substr(eq + 1);
+        if (!dtype_from_name(tn.c_str(), &t))
+            return error(SDGO_ERR_INVALID_ARGUMENT, "weight plan line %d: unknown type \"%s\"", line_no, tn.c_str());
+        if (out->size() >= kMaxPlanEntries)
+            return error(SDGO_ERR_INVALID_ARGUMENT, "weight plan has more than %zu entries", kMaxPlanEntries);
+        out->emplace_back(line.substr(0, eq), t);
+    }
+    return Status();
+}
+
+const char * Model::unet_prefix() { return model::kUNetPrefix; }
+const char * Model::vae_prefix() { return model::kVAEPrefix; }
+
+Model::Model() = default;
+Model::~Model() = default;
+
+Status Model::record_weights() {
+    // The same builders generation runs, on the smallest inputs their
+    // shapes allow, with a recorder: every (weight, use) they read.
+    const model::UNetConfig & u = unet_cfg_;
+    {
+        Graph g;
+        const int64_t side = int64_t(1) << (u.levels() - 1);
+        Tensor * x = g.input(DType::f32, {side, side, u.in_channels, 1}, "x");
+        Tensor * t = g.input(DType::f32, {1}, "t");
+        Tensor * c = g.input(DType::f32, {u.context_dim, 1, 1}, "context");
+        Tensor * y = u.adm_in_channels > 0 ? g.input(DType::f32, {u.adm_in_channels, 1}, "y") : nullptr;
+        Tensor * out = nullptr;
+        SDGO_TRY(model::build_unet(g, model::WeightRecorder(store_.get()), model::kUNetPrefix, u, x, t, c, y, &out));
+    }
+    SDGO_TRY(cond_->record(store_.get()));
+    model::WeightStore * vs = vae_store_ ? vae_store_.get() : store_.get();
+    const model::VaeConfig & v = vae_cfg_;
+    {
+        Graph g;
+        const int64_t f = v.downscale();
+        Tensor * img = g.input(DType::f32, {f, f, v.in_channels, 1}, "image");
+        Tensor *m = nullptr, *lv = nullptr;
+        SDGO_TRY(model::build_vae_encoder(g, model::WeightRecorder(vs), model::kVAEPrefix, v, img, &m, &lv));
+    }
+    {
+        Graph g;
+        Tensor * z = g.input(DType::f32, {1, 1, v.z_channels, 1}, "z");
+        Tensor * img = nullptr;
+        SDGO_TRY(model::build_vae_decoder(g, model::WeightRecorder(vs), model::kVAEPrefix, v, z, &img));
+    }
+    SDGO_TRY(store_->finish());
+    if (vae_store_) SDGO_TRY(vae_store_->finish());
+    return Status();
+}
+
+Status Model::load(const ModelOptions & opt, std::unique_ptr<Model> * out) {
+    out->reset();
+    if (opt.model_path.empty()) return error(SDGO_ERR_INVALID_ARGUMENT, "no model path given");
+    if (!opt.weight_type.empty() && opt.weight_type != "f32")
+        return error(SDGO_ERR_INVALID_ARGUMENT,
+                     "weight type \"%s\" at load: only \"f32\" is a load option; other types come as a per-tensor "
+                     "weight plan (the Go quantize package computes it)",
+                     opt.weight_type.c_str());
+    std::unique_ptr<Model> p(new Model());
+    p->opt_ = opt;
+    SDGO_TRY(backends::find_device(opt.backend, opt.device, &p->device_));
+    model::WeightOptions wopt;
+    wopt.force_f32 = opt.weight_type == "f32";
+
+    SDGO_TRY(model::load_model(opt.model_path, &p->lm_));
+    if (!opt.weight_plan.empty() || !opt.vae_weight_plan.empty()) {
+        ThreadPool pool(conversion_threads(opt.n_threads));
+        int n = 0;
+        Status st = apply_weight_plan(&p->lm_.files, opt.weight_plan, &pool, &n);
+        if (!st.ok()) return st.wrap("applying the weight plan");
+        if (n) SDGO_LOG_I("converted %d tensors at load", n);
+    }
+    SDGO_TRY(model::detect(p->lm_, &p->info_));
+    const model::ModelInfo & info = p->info_;
+    if (info.family == "sdxl" || info.family == "sdxl-refiner")
+        return error(SDGO_ERR_UNSUPPORTED, "%s: SDXL generation is not implemented yet (SD 1.x and 2.x only)",
+                     opt.model_path.c_str());
+    if (info.family != "sd1" && info.family != "sd2")
+        return error(SDGO_ERR_UNSUPPORTED, "%s: not a Stable Diffusion 1.x/2.x checkpoint (detected \"%s\")",
+                     opt.model_path.c_str(), info.family.c_str());
+    if (!info.unet.present) return error(SDGO_ERR_FORMAT, "%s: the model has no U-Net", opt.model_path.c_str());
+    if (!info.text_encoder.present)
+        return error(SDGO_ERR_FORMAT, "%s: the model has no text encoder", opt.model_path.c_str());
+
+    // U-Net
+    p->unet_cfg_ = info.unet.cfg;
+    const model::UNetConfig & u = p->unet_cfg_;
+    const int64_t latent = u.out_channels;
+    if (u.in_channels != latent && u.in_channels != 2 * latent + 1)
+        return error(SDGO_ERR_UNSUPPORTED,
+                     "U-Net with %lld input channels for %lld latent channels is not supported (the latent alone, "
+                     "or an inpainting model's latent + mask + masked-image latent)",
+                     (long long)u.in_channels, (long long)latent);
+    if (u.adm_in_channels != 0)
+        return error(SDGO_ERR_UNSUPPORTED, "U-Net with a label embedding (SDXL-style) is not supported yet");
+
+    // Text encoder
+    const model::ClipConfig & clip = info.text_encoder.cfg;
+    if (clip.hidden != u.context_dim)
+        return error(SDGO_ERR_FORMAT, "text encoder width %lld does not match the U-Net context width %lld",
+                     (long long)clip.hidden, (long long)u.context_dim);
+    // SD2: the penultimate layer (+ final LN). A diffusers SD2 text encoder
+    // stores only 23 of the 24 layers, so its last layer is the penultimate.
+    const int default_clip_skip = (info.family == "sd2" && !p->lm_.diffusers) ? 2 : 1;
+
+    // Tokenizer: the folder's (or the file's) own when present, else the built-in CLIP BPE.
+    const text::ClipTokenizer * tok = nullptr;
+    int32_t pad_id = text::kClipEosId;
+    const model::TokenizerFiles & tf = p->lm_.tokenizer;
+    if (tf.present()) {
+        p->own_tok_.reset(new text::ClipTokenizer());
+        Status st;
+        if (tf.embedded) {
+            text::TokenizerTexts t;
+            t.vocab_json = tf.vocab_text;
+            t.merges_txt = tf.merges_text;
+            t.special_tokens_map_json = tf.special_tokens_map_text;
+            t.tokenizer_config_json = tf.tokenizer_config_text;
+            st = p->own_tok_->load_texts(t, &pad_id);
+        } else {
+            st = p->own_tok_->load_folder(tf.dir, &pad_id);
+        }
+        if (!st.ok()) return st.wrap("tokenizer");
+        tok = p->own_tok_.get();
+    } else {
+        Status st;
+        tok = text::ClipTokenizer::builtin(&st);
+        if (!tok) return st.wrap("built-in tokenizer");
+        pad_id = info.family == "sd2" ? 0 : text::kClipEosId;
+    }
+    if (int64_t(tok->vocab_size()) > clip.vocab)
+        return error(SDGO_ERR_FORMAT,
+                     "the tokenizer has %zu tokens but the text encoder only %lld (a model with a small vocabulary "
+                     "needs its own tokenizer/ folder)",
+                     tok->vocab_size(), (long long)clip.vocab);
+
+    p->store_.reset(new model::WeightStore(&p->lm_.files, p->device_, wopt));
+    p->cond_.reset(new ClipConditioner(p->store_.get(), model::text_encoder_prefix(1), clip, tok, pad_id,
+                                       default_clip_skip));
+
+    // VAE: the override file or the model's own.
+    if (!opt.vae_path.empty()) {
+        p->vae_lm_.reset(new model::LoadedModel());
+        model::LoadOptions lo;
+        lo.hint = model::Hint::vae;
+        Status st = model::load_model(opt.vae_path, p->vae_lm_.get(), lo);
+        if (!st.ok()) return st.wrap("VAE");
+        if (!opt.vae_weight_plan.empty()) {
+            ThreadPool pool(conversion_threads(opt.n_threads));
+            int n = 0;
+            st = apply_weight_plan(&p->vae_lm_->files, opt.vae_weight_plan, &pool, &n);
+            if (!st.ok()) return st.wrap("VAE: applying the weight plan");
+        }
+        model::Part<model::VaeConfig> vp;
+        st = model::infer_vae(*p->vae_lm_, info.family, &vp);
+        if (!st.ok()) return st.wrap("VAE");
+        if (!vp.present) return error(SDGO_ERR_FORMAT, "%s: no VAE in this file", opt.vae_path.c_str());
+        p->vae_cfg_ = vp.cfg;
+        p->vae_store_.reset(new model::WeightStore(&p->vae_lm_->files, p->device_, wopt));
+    } else {
+        if (!info.vae.present) return error(SDGO_ERR_FORMAT, "%s: the model has no VAE", opt.model_path.c_str());
+        p->vae_cfg_ = info.vae.cfg;
+    }
+    if (p->vae_cfg_.z_channels != latent)
+        return error(SDGO_ERR_FORMAT, "VAE latent channels %lld do not match the U-Net's %lld",
+                     (long long)p->vae_cfg_.z_channels, (long long)latent);
+
+    // Prediction type
+    const std::string pred = opt.prediction.empty() ? info.prediction : opt.prediction;
+    if (pred == "v") {
+        p->pred_ = sampling::Prediction::V;
+    } else if (pred == "epsilon" || pred == "eps") {
+        p->pred_ = sampling::Prediction::Eps;
+    } else if (pred == "unknown" || pred.empty()) {
+        p->pred_ = sampling::Prediction::Eps;
+        SDGO_LOG_W("prediction type unknown for this %s model: assuming epsilon", info.family.c_str());
+    } else {
+        return error(SDGO_ERR_UNSUPPORTED, "prediction type \"%s\" is not supported", pred.c_str());
+    }
+
+    SDGO_TRY(p->record_weights());
+
+    ModelSummary & s = p->summary_;
+    s.family = info.family;
+    s.variant = info.variant;
+    s.prediction = p->pred_ == sampling::Prediction::V ? "v" : "epsilon";  // detect.h naming
+    s.source = p->lm_.source;
+    s.unet_in_channels = int(u.in_channels);
+    s.latent_channels = int(latent);
+    s.vae_downscale = p->vae_cfg_.downscale();
+    s.granularity = s.vae_downscale * (1 << (u.levels() - 1));
+    s.text_max_positions = int(clip.max_positions);
+    s.backend = p->device_->info().backend;
+    s.device = p->device_->info().name;
+    s.weight_bytes = p->store_->prepared_bytes() + (p->vae_store_ ? p->vae_store_->prepared_bytes() : 0);
+    *out = std::move(p);
+    return Status();
+}
+
+}  // namespace sdgo::pipeline

@@ -1,0 +1,115 @@
+// model.h — a loaded Stable Diffusion model: immutable once loaded, shared by
+// any number of sessions (session.h), each generating on its own backend.
+//
+//   std::unique_ptr<Model> m;
+//   SDGO_TRY(Model::load(opts, &m));            // files, configs, tokenizer, weights on the device
+//   std::unique_ptr<Session> s;
+//   SDGO_TRY(Session::create(*m, SessionOptions(), &s));
+//   Result res; SDGO_TRY(s->generate(req, Hooks(), &res));
+//
+// What a model holds: the files (memory-mapped), the detected family and the
+// network configs (inferred once, model/detect.h), the tokenizer, the
+// conditioner, and the weights on one device in a WeightStore, prepared for
+// every use the networks make of them and uploaded once at load. Nothing of
+// it changes after load, so sessions read it without locks.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
+#include "core/backend.h"
+#include "model/detect.h"
+#include "model/load.h"
+#include "model/unet.h"
+#include "model/vae.h"
+#include "model/weights.h"
+#include "pipeline/conditioner.h"
+#include "sampling/rng.h"
+#include "sampling/schedules.h"
+#include "text/tokenizer.h"
+
+namespace sdgo::pipeline {
+
+// Per-tensor weight types to convert to at load: canonical tensor name and
+// target type. Computed by the caller's quantization policy (the Go
+// quantize package), the same plan `sd-go quantize` writes with.
+using WeightPlan = std::vector<std::pair<std::string, DType>>;
+
+// Parses "NAME=TYPE" lines (the last '=' separates; ggml type names).
+Status parse_weight_plan(const std::string & text, WeightPlan * out);
+
+struct ModelOptions {
+    std::string model_path;   // checkpoint file or diffusers folder
+    std::string vae_path;     // optional VAE file that replaces the model's own
+    // "" keeps the stored weight types; "f32" converts every weight to f32 at
+    // load (exact reference math). Other conversions come as plans.
+    std::string weight_type;
+    WeightPlan weight_plan;      // for the model's tensors
+    WeightPlan vae_weight_plan;  // for the VAE file's tensors
+    sampling::RngType rng = sampling::RngType::Cuda;  // default RNG of requests
+    // "" = auto; "epsilon" or "v" overrides what detection found.
+    std::string prediction;
+    std::string backend = "cpu";  // a registered backend, or "auto"
+    int device = 0;               // index within the backend
+    int n_threads = 0;            // default threads of each session (<= 0: physical cores)
+    std::string code_path;        // default code variant of sessions ("" = the device's best)
+};
+
+struct ModelSummary {
+    std::string family, variant, prediction, source;
+    int unet_in_channels = 0;
+    int latent_channels = 0;
+    int vae_downscale = 0;
+    int granularity = 0;   // width/height must be multiples of this
+    int text_max_positions = 0;
+    std::string backend, device;  // where the weights live
+    uint64_t weight_bytes = 0;    // prepared weight bytes (on the device, or wrapped host memory)
+};
+
+class Model {
+public:
+    static Status load(const ModelOptions & opt, std::unique_ptr<Model> * out);
+    ~Model();
+    Model(const Model &) = delete;
+    Model & operator=(const Model &) = delete;
+
+    const ModelSummary & summary() const { return summary_; }
+    const ModelOptions & options() const { return opt_; }
+    Device * device() const { return device_; }
+
+    // The parts sessions read.
+    const model::ModelInfo & info() const { return info_; }
+    const model::UNetConfig & unet_config() const { return unet_cfg_; }
+    const model::VaeConfig & vae_config() const { return vae_cfg_; }
+    const model::Weights & unet_weights() const { return *store_; }
+    const model::Weights & vae_weights() const { return vae_store_ ? *vae_store_ : *store_; }
+    const Conditioner & conditioner() const { return *cond_; }
+    sampling::Prediction prediction() const { return pred_; }
+    // Extra U-Net input channels besides the latent (inpainting models: 1 + latent channels).
+    int64_t concat_channels() const { return unet_cfg_.in_channels - unet_cfg_.out_channels; }
+
+    static const char * unet_prefix();
+    static const char * vae_prefix();
+
+private:
+    Model();
+    Status record_weights();
+
+    ModelOptions opt_;
+    Device * device_ = nullptr;
+    model::LoadedModel lm_;
+    std::unique_ptr<model::LoadedModel> vae_lm_;
+    model::ModelInfo info_;
+    model::UNetConfig unet_cfg_;
+    model::VaeConfig vae_cfg_;
+    std::unique_ptr<text::ClipTokenizer> own_tok_;
+    std::unique_ptr<model::WeightStore> store_, vae_store_;
+    std::unique_ptr<Conditioner> cond_;
+    sampling::Prediction pred_ = sampling::Prediction::Eps;
+    ModelSummary summary_;
+};
+
+}  // namespace sdgo::pipeline

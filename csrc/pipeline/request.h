@@ -1,0 +1,104 @@
+// request.h — what one generation asks for, what it reports back, and the
+// engine's defaults and names (the one home of both: the ABI, the CLI's help,
+// the Go package and the server read them from here through
+// sdgo_catalog_json).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "sampling/samplers.h"
+#include "sampling/schedules.h"
+
+namespace sdgo::pipeline {
+
+// Reproduce A1111 / stable-diffusion.cpp (default) or diffusers' pipelines.
+// diffusers: float32 alphas table, EulerDiscrete-style "linspace" timesteps
+// and sigmas (DPMSolverMultistep's for dpm++2m), the scheduler's own
+// timesteps fed to the U-Net, diffusers' img2img step mapping, the VAE
+// posteriors sampled from the generator in diffusers' order, and prompts
+// taken literally (no A1111 weighting) and truncated to one 77-token window.
+// Request::scheduler is ignored there. Batches use seed + b per image in both
+// modes (a diffusers batch drawn from one generator is not reproduced).
+enum class Compat : int { a1111 = 0, diffusers = 1 };
+Status parse_compat(const std::string & name, Compat * out);  // "" = a1111
+const char * compat_name(Compat c);
+
+// Limits every request is checked against before any work.
+constexpr int kMaxImageSide = 16384;
+constexpr int kMaxSteps = 10000;
+constexpr int kMaxBatch = 1024;
+// Largest output of one request (batch * width * height * 3 bytes).
+constexpr uint64_t kMaxOutputBytes = uint64_t(1) << 31;
+
+struct Request {
+    std::string prompt, negative_prompt;
+    int width = 512, height = 512;
+    int steps = 20;
+    float cfg_scale = 7.0f;
+    int64_t seed = 42;
+    int batch = 1;                       // images; image b uses seed + b (sampling::batch_seed)
+    sampling::SamplerType sampler = sampling::SamplerType::EulerA;
+    sampling::Scheduler scheduler = sampling::Scheduler::Discrete;
+    float eta = -1.0f;                   // sampler default when negative
+    int clip_skip = 0;                   // 0: the model's default (A1111 meaning otherwise)
+    int rng = -1;                        // -1: the model's RNG; else a sampling::RngType
+    Compat compat = Compat::a1111;
+    // img2img / inpaint: RGB8, init_width x init_height x 3 (must equal the
+    // output size). strength in (0, 1].
+    std::vector<uint8_t> init_rgb;
+    int init_width = 0, init_height = 0;
+    float strength = 0.75f;
+    // inpaint: one byte per pixel, width x height; >= 128 = repaint.
+    std::vector<uint8_t> mask;
+    int mask_width = 0, mask_height = 0; // 0: not given (only the pixel count is checked)
+    int max_prompt_chunks = 64;          // 64 * 75 tokens
+};
+
+// Checks what can be checked without the model: sizes, counts, ranges, and
+// that the output fits kMaxOutputBytes. Model-specific checks (granularity,
+// inpainting models) come at generation.
+Status validate_request(const Request & r);
+
+enum class Phase : int { encode = 0, sample = 1, decode = 2 };
+
+struct Hooks {
+    // After every sampler step: step 1..total over the whole batch, seconds
+    // since sampling of the batch started.
+    std::function<void(int step, int total, double seconds)> progress;
+    // When a phase begins: encode (0 of 1: text, and the init image if any),
+    // sample (image index of count) and decode (image index of count);
+    // seconds since generate() started.
+    std::function<void(Phase phase, int index, int count, double seconds)> phase;
+    // Set to non-zero (from any thread) to cancel.
+    const std::atomic<int32_t> * cancel = nullptr;
+    // A second token, e.g. set by a progress hook asking to stop.
+    const std::atomic<int32_t> * stop = nullptr;
+    bool canceled() const {
+        return (cancel && cancel->load(std::memory_order_relaxed) != 0) ||
+               (stop && stop->load(std::memory_order_relaxed) != 0);
+    }
+};
+
+struct Result {
+    int width = 0, height = 0, batch = 0;
+    std::vector<uint8_t> rgb;        // batch * height * width * 3
+    std::vector<float> latents;      // final latents, batch * C * h * w (NCHW)
+    std::vector<float> images;       // decoded images in [0, 1], batch * height * width * 3 (before rounding)
+    std::vector<int64_t> seeds;      // seed of each image
+};
+
+// The engine's defaults and names as JSON:
+//   {"request":{"width":512,"height":512,"steps":20,"cfg_scale":7,"seed":42,
+//     "batch":1,"sampler":"euler_a","scheduler":"discrete","strength":0.75,
+//     "clip_skip":0,"rng":"cuda","compat":"a1111"},
+//    "samplers":[...],"schedulers":[...],"rngs":["cuda","cpu"],
+//    "compat":["a1111","diffusers"],"weight_types":[...],
+//    "limits":{"max_side":16384,"max_steps":10000,"max_batch":1024,"max_output_bytes":N}}
+std::string catalog_json();
+
+}  // namespace sdgo::pipeline
