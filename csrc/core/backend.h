@@ -95,6 +95,10 @@ public:
 
     // A new execution context on this device.
     virtual Status new_backend(const BackendOptions & opt, std::unique_ptr<Backend> * out) = 0;
+    // The code variants (BackendOptions::variant) a backend of this device
+    // can run here, best first; {""} for a device with only one. Tests run
+    // every op on each of them.
+    virtual std::vector<std::string> variants() const { return {""}; }
 
     static constexpr size_t kAlignment = 64;
 };

@@ -90,6 +90,13 @@ public:
 
     bool supports_op(const Tensor * node) const override { return ops::supported(node); }
 
+    // The code paths this CPU runs, best first ("avx512", "avx2", ..., "scalar").
+    std::vector<std::string> variants() const override {
+        std::vector<std::string> v;
+        for (cpu::CodePath p : cpu::runnable_code_paths()) v.push_back(cpu::code_path_name(p));
+        return v;
+    }
+
     Status new_backend(const BackendOptions & opt, std::unique_ptr<Backend> * out) override {
         cpu::CodePath path = cpu::best_code_path();
         if (!opt.variant.empty() && opt.variant != "auto") {
