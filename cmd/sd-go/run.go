@@ -87,7 +87,7 @@ func runCommand() *cli.Command {
 			&cli.Float64Flag{Name: "strength", Value: d.Strength, Usage: "img2img denoising strength in (0, 1]"},
 			&cli.StringFlag{Name: "mask", Usage: "inpainting mask (white = repaint), the size of the init image", TakesFile: true},
 			&cli.StringFlag{Name: "vae", Usage: "VAE file replacing the model's own", TakesFile: true},
-			&cli.StringFlag{Name: "type", Usage: "convert weights at load, choosing each tensor's type as `sd-go quantize` does: " + types + " (default: as stored)"},
+			&cli.StringFlag{Name: "type", Usage: "convert weights at load, choosing each tensor's type as sd-go quantize does: `TYPE`, one of " + types + " (default: as stored)"},
 			&cli.StringFlag{Name: "backend", Value: "cpu", Usage: "where to run: cpu, auto (the first discrete GPU, then an integrated one, then the CPU) or a backend `sd-go version` lists"},
 			&cli.IntFlag{Name: "device", Usage: "device index within the backend (`sd-go version` lists them)"},
 			&cli.IntFlag{Name: "threads", Aliases: []string{"t"}, Value: 0, Usage: "worker threads (default: physical cores)"},

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sd-go-project/sd-go/binding"
 )
 
 var (
@@ -357,5 +359,33 @@ func TestRunTypeEqualsQuantizedFile(t *testing.T) {
 				t.Fatal("q4_0 gave the image of the stored weights: nothing was quantized")
 			}
 		})
+	}
+}
+
+// `run --help` lists the samplers, schedulers and weight types the engine's
+// catalog names, so a sampler added in C++ shows up with no Go change.
+func TestRunHelpListsTheEngineCatalog(t *testing.T) {
+	lib, err := binding.Load(binding.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := lib.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cat.Samplers) < 8 || len(cat.Schedulers) < 5 {
+		t.Fatalf("catalog lists too little: %+v", cat)
+	}
+	code, out, errs := runCLI(t, "run", "--help")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, group := range [][]string{cat.Samplers, cat.Schedulers, cat.WeightTypes} {
+		if want := strings.Join(group, ", "); !strings.Contains(out, want) {
+			t.Errorf("help lacks %q:\n%s", want, out)
+		}
+	}
+	if want := "(default: \"" + cat.Defaults.Sampler + "\")"; !strings.Contains(out, want) {
+		t.Errorf("help lacks the engine's default sampler %s:\n%s", want, out)
 	}
 }
