@@ -1,6 +1,9 @@
 #include "backends/registry.h"
 
 #include "backends/cpu/cpu_backend.h"
+#if defined(SDGO_HAVE_VULKAN)
+#include "backends/vulkan/vulkan_backend.h"
+#endif
 
 namespace sdgo::backends {
 
@@ -24,6 +27,11 @@ std::string quote(const std::string & s) {
 std::vector<BackendEntry> enumerate() {
     std::vector<BackendEntry> v;
     v.push_back(BackendEntry{"cpu", {cpu::device()}, ""});
+#if defined(SDGO_HAVE_VULKAN)
+    std::string why;
+    const std::vector<Device *> & vk = vk::devices(&why);
+    v.push_back(BackendEntry{"vulkan", vk, why});
+#endif
     return v;
 }
 

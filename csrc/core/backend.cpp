@@ -77,14 +77,14 @@ Status Backend::alloc_graph(Graph & g) {
         if (plan.offset[i] == MemoryPlan::kNone) continue;
         t->buffer = buf;
         t->offset = plan.offset[i];
-        t->data = base + plan.offset[i];
+        t->data = base ? base + plan.offset[i] : nullptr;
     }
     for (size_t i = 0; i < g.n_tensors(); i++) {
         Tensor * t = g.tensor(i);
         if (!t->view_src || !t->view_src->buffer) continue;
         t->buffer = t->view_src->buffer;
         t->offset = t->view_src->offset + t->view_offs;
-        t->data = static_cast<char *>(t->view_src->data) + t->view_offs;
+        t->data = t->view_src->data ? static_cast<char *>(t->view_src->data) + t->view_offs : nullptr;
     }
     g.attach(this, std::move(arena), plan.arena_bytes);
     return Status();

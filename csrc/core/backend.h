@@ -45,8 +45,8 @@ public:
     virtual ~Buffer() = default;
     virtual size_t size() const = 0;
     // The address tensor data pointers are formed from (base() + offset): a
-    // host address where the device's memory is host-visible (the CPU), an
-    // opaque value otherwise.
+    // host address where the device computes on host memory (the CPU), NULL
+    // otherwise (tensors then have data NULL and are reached by offset).
     virtual void * base() = 0;
     virtual Device * device() const = 0;
 };

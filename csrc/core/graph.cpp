@@ -101,7 +101,9 @@ Tensor * Graph::weight(DType type, int n_dims, const int64_t * ne, Buffer * buff
     t->flags |= kFlagWeight;
     t->buffer = buffer;
     t->offset = offset;
-    t->data = static_cast<char *>(buffer->base()) + offset;
+    // A device whose memory the host cannot address has no base: such
+    // tensors are reached by buffer and offset only.
+    t->data = buffer->base() ? static_cast<char *>(buffer->base()) + offset : nullptr;
     if (name) t->name = name;
     return t;
 }
@@ -134,7 +136,7 @@ Tensor * Graph::make_view(Tensor * a, const int64_t ne[4], const size_t nb[4], s
     if (root->buffer) {
         t->buffer = root->buffer;
         t->offset = root->offset + offs;
-        t->data = static_cast<char *>(root->data) + offs;
+        t->data = root->data ? static_cast<char *>(root->data) + offs : nullptr;
     }
     return t;
 }
