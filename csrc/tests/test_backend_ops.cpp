@@ -772,9 +772,17 @@ TEST(shape_ops) {
         return g.cont(g.permute(in.f32(g, {5, 4, 3, 2}), 3, 1, 0, 2));
     });
     for (DType t : {DType::f16, DType::bf16})
-        check_case(strprintf("cast f32 -> %s -> f32", dtype_name(t)), exact, [&](Graph & g, Gen & in) {
-            return g.cast(g.cast(in.f32(g, {37, 3}, -100, 100), t), DType::f32);
-        });
+        for (int64_t n0 : {37, 38})
+            check_case(strprintf("cast f32 -> %s -> f32 [%lld,3]", dtype_name(t), (long long)n0), exact,
+                       [&](Graph & g, Gen & in) {
+                           return g.cast(g.cast(in.f32(g, {n0, 3}, -100, 100), t), DType::f32);
+                       });
+    // f16 rounding at the edges: subnormals, ties, overflow to inf.
+    check_case("cast f32 -> f16 -> f32 tiny and huge", exact, [&](Graph & g, Gen & in) {
+        Tensor * x = g.mul(in.f32(g, {64, 2}, -1, 1), in.f32(g, {1, 2}, 1e-5f, 1e-4f));
+        Tensor * y = g.scale(in.f32(g, {64, 2}, -1, 1), 70000.0f);
+        return g.concat(g.cast(g.cast(x, DType::f16), DType::f32), g.cast(g.cast(y, DType::f16), DType::f32), 1);
+    });
 }
 
 TEST(embeddings_and_reductions) {

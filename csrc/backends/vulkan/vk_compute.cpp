@@ -2,6 +2,7 @@
 // dispatch (shader, bound tensors, push constants), and the backend that
 // records a graph's dispatches into one command buffer and runs it.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -43,25 +44,45 @@ int binary_code(Op op) {
     return -1;
 }
 
-// An f32 operand the shaders can address: element strides, and a span that
-// fits one descriptor range (with room to align its start down).
-bool addressable_f32(const Tensor * t, const Limits & lim) {
-    if (!t || t->type != DType::f32) return false;
-    for (int i = 0; i < 4; i++)
-        if (t->nb[i] % sizeof(float) != 0 || t->ne[i] > 0xffffffffll) return false;
-    return uint64_t(t->nbytes()) + lim.storage_align <= lim.max_storage_range &&
-           t->nelements() < (int64_t(1) << 31);
+// Type codes of shaders/common.glsl and cpy.comp; -1 for a type no shader reads.
+int type_code(DType t) {
+    switch (t) {
+        case DType::f32: return 0;
+        case DType::f16: return 1;
+        case DType::bf16: return 2;
+        case DType::q8_0: return 3;
+        case DType::q4_0: return 4;
+        case DType::q4_1: return 5;
+        case DType::q5_0: return 6;
+        case DType::q5_1: return 7;
+        default: break;
+    }
+    return -1;
 }
 
-// One dispatch: the shader, the tensors bound at bindings 0.., and the
-// push constants (filled once the element offsets of the bindings are known).
+bool is_float_type(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
+
+// How a shader declares a binding: `float x[]` / `int x[]` (element
+// offsets; the tensor starts on a 4-byte boundary) or `uint w[]` read with
+// byte addresses (weights of any type, 16-bit tensors; offsets in bytes).
+enum class Kind { elems, bytes };
+
+// One dispatch: the shader, the tensors bound at bindings 0.., how each is
+// addressed, the push constants and the workgroup counts.
 struct Dispatch {
     const char * shader = nullptr;
     int n_bind = 0;
     const Tensor * bind[kMaxBindings] = {};
+    Kind kind[kMaxBindings] = {};
     uint32_t push[kPushBytes / 4] = {};
     uint32_t push_words = 0;
-    uint32_t groups = 1;
+    uint32_t groups[3] = {1, 1, 1};
+
+    void add(const Tensor * t, Kind k = Kind::elems) {
+        bind[n_bind] = t;
+        kind[n_bind] = k;
+        n_bind++;
+    }
 };
 
 uint32_t u32(int64_t v) { return static_cast<uint32_t>(v); }
@@ -71,59 +92,339 @@ uint32_t fbits(float f) {
     return u;
 }
 
-// Shader and bindings of node (false: not an op of this backend).
+// The tensors a node reads and writes, in binding order (false: not an op
+// of this backend). An absent optional operand (a bias) binds the output
+// again, unread.
 bool plan(const Tensor * node, Dispatch * d) {
-    if (unary_code(node->op) >= 0) {
+    const Tensor * a = node->src[0];
+    const Op op = node->op;
+    if (unary_code(op) >= 0 && !(op == Op::cont && a->type != DType::f32)) {
         d->shader = "unary";
-        d->n_bind = 2;
-        d->bind[0] = node->src[0];
-        d->bind[1] = node;
+        d->add(a);
+        d->add(node);
         return true;
     }
-    if (binary_code(node->op) >= 0) {
+    if (binary_code(op) >= 0) {
         d->shader = "binary";
-        d->n_bind = 3;
-        d->bind[0] = node->src[0];
-        d->bind[1] = node->src[1];
-        d->bind[2] = node;
+        d->add(a);
+        d->add(node->src[1]);
+        d->add(node);
         return true;
     }
-    return false;
+    switch (op) {
+        case Op::cont:
+        case Op::cpy:
+            d->shader = "cpy";
+            d->add(a, Kind::bytes);
+            d->add(node, Kind::bytes);
+            return true;
+        case Op::softmax: d->shader = "softmax"; break;
+        case Op::sum_rows: case Op::mean_rows: case Op::sum: case Op::mean: d->shader = "reduce"; break;
+        case Op::upscale: case Op::resize: case Op::pad: d->shader = "resample"; break;
+        case Op::timestep_embedding: d->shader = "timestep"; break;
+        case Op::layer_norm:
+        case Op::group_norm:
+            d->shader = "norm";
+            d->add(a);
+            d->add(node->src[1] ? node->src[1] : node);
+            d->add(node->src[2] ? node->src[2] : node);
+            d->add(node);
+            return true;
+        case Op::mul_mat:
+        case Op::conv2d:
+            d->shader = op == Op::mul_mat ? "mul_mat" : "conv2d";
+            d->add(a, Kind::bytes);
+            d->add(node->src[1]);
+            d->add(node->src[2] ? node->src[2] : node);
+            d->add(node);
+            return true;
+        case Op::get_rows:
+            d->shader = "get_rows";
+            d->add(a, Kind::bytes);
+            d->add(node->src[1]);
+            d->add(node);
+            return true;
+        case Op::concat:
+            d->shader = "concat";
+            d->add(a);
+            d->add(node->src[1]);
+            d->add(node);
+            return true;
+        case Op::attention:
+            d->shader = "attention";
+            d->add(a);
+            d->add(node->src[1]);
+            d->add(node->src[2]);
+            d->add(node);
+            return true;
+        default: return false;
+    }
+    d->add(a);
+    d->add(node);
+    return true;
 }
 
-// Push constants, given each binding's element offset within its range.
-void encode(const Tensor * node, const uint32_t * eoff, const Limits & lim, Dispatch * d) {
+// Strides in elements of the tensor's type.
+void strides(const Tensor * t, uint32_t * p, uint32_t * k) {
+    const size_t es = dtype_size(t->type);
+    for (int i = 0; i < 4; i++) p[(*k)++] = u32(t->nb[i] / es);
+}
+
+uint32_t grid(int64_t n, int64_t per_group, uint32_t max_x) {
+    return u32(std::max<int64_t>(1, std::min<int64_t>((n + per_group - 1) / per_group, max_x)));
+}
+
+// Push constants and workgroup counts, given each binding's offset (bytes
+// for Kind::bytes bindings, elements otherwise) within its bound range.
+void encode(const Tensor * node, const uint32_t * off, const Limits & lim, Dispatch * d) {
     uint32_t * p = d->push;
     uint32_t k = 0;
+    const Tensor * a = node->src[0];
     const int64_t n = node->nelements();
-    for (int i = 0; i < 4; i++) p[k++] = u32(node->ne[i]);
-    if (binary_code(node->op) >= 0) {
-        const Tensor * a = node->src[0];
-        const Tensor * b = node->src[1];
-        for (int i = 0; i < 4; i++) p[k++] = u32(a->nb[i] / sizeof(float));
-        for (int i = 0; i < 4; i++) p[k++] = u32(b->ne[i]);
-        for (int i = 0; i < 4; i++) p[k++] = u32(b->nb[i] / sizeof(float));
-        p[k++] = eoff[0];
-        p[k++] = eoff[1];
-        p[k++] = eoff[2];
-        p[k++] = u32(binary_code(node->op));
-        p[k++] = u32(n);
-    } else {
-        const Tensor * a = node->src[0];
-        for (int i = 0; i < 4; i++) p[k++] = u32(a->nb[i] / sizeof(float));
-        p[k++] = eoff[0];
-        p[k++] = eoff[1];
-        p[k++] = u32(unary_code(node->op));
-        p[k++] = u32(n);
-        p[k++] = fbits(node->fparams[0]);
-        p[k++] = fbits(node->fparams[1]);
+    const uint32_t max_x = std::min<uint32_t>(lim.max_groups_x, 65535);
+    auto ne = [&](const Tensor * t) { for (int i = 0; i < 4; i++) p[k++] = u32(t->ne[i]); };
+    // One workgroup per unit, as a 2-D grid when there are more than max_x.
+    auto per_unit = [&](int64_t units) {
+        d->groups[0] = u32(std::max<int64_t>(1, std::min<int64_t>(units, max_x)));
+        d->groups[1] = u32(std::max<int64_t>(1, (units + max_x - 1) / max_x));
+    };
+    // One invocation per element with `local` invocations per workgroup, 2-D.
+    auto per_elem = [&](int64_t count, int64_t local) {
+        const int64_t g = std::max<int64_t>(1, (count + local - 1) / local);
+        d->groups[0] = u32(std::min<int64_t>(g, max_x));
+        d->groups[1] = u32((g + max_x - 1) / max_x);
+    };
+    switch (node->op) {
+        case Op::add: case Op::sub: case Op::mul: case Op::div:
+            ne(node);
+            strides(a, p, &k);
+            ne(node->src[1]);
+            strides(node->src[1], p, &k);
+            p[k++] = off[0];
+            p[k++] = off[1];
+            p[k++] = off[2];
+            p[k++] = u32(binary_code(node->op));
+            p[k++] = u32(n);
+            d->groups[0] = grid(n, 256, max_x);
+            break;
+        case Op::cont:
+        case Op::cpy:
+            if (node->op == Op::cpy || a->type != DType::f32) {
+                ne(node);
+                strides(a, p, &k);
+                p[k++] = off[0];
+                p[k++] = off[1];
+                p[k++] = u32(type_code(a->type));
+                p[k++] = u32(type_code(node->type));
+                p[k++] = u32(n);
+                d->groups[0] = grid(node->type == DType::f32 ? n : n / 2, 256, max_x);
+                break;
+            }
+            [[fallthrough]];
+        case Op::scale: case Op::silu: case Op::gelu: case Op::gelu_tanh: case Op::quick_gelu: case Op::clamp:
+        case Op::relu: case Op::tanh: case Op::sigmoid: case Op::exp: case Op::sqrt: case Op::sqr:
+            ne(node);
+            strides(a, p, &k);
+            p[k++] = off[0];
+            p[k++] = off[1];
+            p[k++] = u32(unary_code(node->op));
+            p[k++] = u32(n);
+            p[k++] = fbits(node->fparams[0]);
+            p[k++] = fbits(node->fparams[1]);
+            d->groups[0] = grid(n, 256, max_x);
+            break;
+        case Op::softmax:
+            ne(node);
+            strides(a, p, &k);
+            p[k++] = off[0];
+            p[k++] = off[1];
+            p[k++] = fbits(node->fparams[0]);
+            p[k++] = u32(node->iparams[0] != 0);
+            per_unit(node->ne[1] * node->ne[2] * node->ne[3]);
+            break;
+        case Op::layer_norm:
+        case Op::group_norm: {
+            const bool group = node->op == Op::group_norm;
+            ne(node);
+            strides(a, p, &k);
+            for (int i = 0; i < 4; i++) p[k++] = off[i];
+            p[k++] = group ? 1 : 0;
+            p[k++] = group ? u32(node->iparams[0]) : 1;
+            p[k++] = node->src[1] ? 1 : 0;
+            p[k++] = node->src[2] ? 1 : 0;
+            p[k++] = group && node->iparams[1] != 0;
+            p[k++] = fbits(node->fparams[0]);
+            per_unit(group ? node->iparams[0] * node->ne[3] : node->ne[1] * node->ne[2] * node->ne[3]);
+            break;
+        }
+        case Op::mul_mat: {
+            const Tensor * x = node->src[1];
+            p[k++] = u32(a->ne[0]);
+            p[k++] = u32(node->ne[0]);
+            p[k++] = u32(node->ne[1]);
+            p[k++] = u32(node->ne[2]);
+            p[k++] = u32(node->ne[3]);
+            p[k++] = u32(a->ne[2]);
+            p[k++] = u32(a->ne[3]);
+            p[k++] = u32(a->nb[1]);
+            p[k++] = u32(a->nb[2]);
+            p[k++] = u32(a->nb[3]);
+            p[k++] = off[0];
+            p[k++] = u32(type_code(a->type));
+            strides(x, p, &k);
+            p[k++] = off[1];
+            p[k++] = off[2];
+            p[k++] = off[3];
+            p[k++] = node->src[2] ? 1 : 0;
+            d->groups[0] = u32((node->ne[0] + 15) / 16);
+            d->groups[1] = u32((node->ne[1] + 15) / 16);
+            d->groups[2] = u32(node->ne[2] * node->ne[3]);
+            break;
+        }
+        case Op::conv2d: {
+            const Tensor * x = node->src[1];
+            ne(node);
+            p[k++] = u32(a->ne[0]);
+            p[k++] = u32(a->ne[1]);
+            p[k++] = u32(a->ne[2]);
+            p[k++] = u32(x->ne[0]);
+            p[k++] = u32(x->ne[1]);
+            for (int i = 0; i < 4; i++) p[k++] = u32(node->iparams[i]);
+            strides(x, p, &k);
+            p[k++] = off[1];
+            p[k++] = off[0];
+            p[k++] = u32(type_code(a->type));
+            p[k++] = off[2];
+            p[k++] = node->src[2] ? 1 : 0;
+            p[k++] = off[3];
+            per_elem(n, 64);
+            break;
+        }
+        case Op::get_rows: {
+            const Tensor * ix = node->src[1];
+            p[k++] = u32(node->ne[0]);
+            p[k++] = u32(node->ne[1]);
+            p[k++] = u32(a->ne[1]);
+            p[k++] = u32(a->nb[1]);
+            p[k++] = off[0];
+            p[k++] = u32(type_code(a->type));
+            p[k++] = u32(ix->nb[0] / 4);
+            p[k++] = u32(ix->nb[1] / 4);
+            p[k++] = off[1];
+            p[k++] = off[2];
+            p[k++] = u32(n);
+            d->groups[0] = grid(n, 256, max_x);
+            break;
+        }
+        case Op::concat:
+            ne(node);
+            p[k++] = u32(node->iparams[0]);
+            p[k++] = u32(a->ne[node->iparams[0]]);
+            strides(a, p, &k);
+            strides(node->src[1], p, &k);
+            p[k++] = off[0];
+            p[k++] = off[1];
+            p[k++] = off[2];
+            p[k++] = u32(n);
+            d->groups[0] = grid(n, 256, max_x);
+            break;
+        case Op::upscale: case Op::resize: case Op::pad:
+            ne(node);
+            ne(a);
+            strides(a, p, &k);
+            p[k++] = off[0];
+            p[k++] = off[1];
+            p[k++] = u32(n);
+            p[k++] = node->op == Op::upscale ? 0 : node->op == Op::resize ? 1 : 2;
+            p[k++] = node->op == Op::upscale ? u32(node->iparams[0]) : 1;
+            for (int i = 0; i < 4; i++) p[k++] = node->op == Op::pad ? u32(node->iparams[2 * i]) : 0;
+            d->groups[0] = grid(n, 256, max_x);
+            break;
+        case Op::timestep_embedding:
+            p[k++] = u32(node->iparams[0]);
+            p[k++] = u32(a->ne[0]);
+            p[k++] = u32(node->iparams[1] != 0);
+            p[k++] = u32(a->nb[0] / 4);
+            p[k++] = off[0];
+            p[k++] = off[1];
+            p[k++] = fbits(std::log(node->fparams[0]));
+            p[k++] = fbits(node->fparams[1]);
+            d->groups[0] = grid(n, 256, max_x);
+            break;
+        case Op::sum_rows: case Op::mean_rows: case Op::sum: case Op::mean: {
+            const bool rows = node->op == Op::sum_rows || node->op == Op::mean_rows;
+            ne(a);
+            strides(a, p, &k);
+            p[k++] = off[0];
+            p[k++] = off[1];
+            p[k++] = node->op == Op::sum_rows ? 0 : node->op == Op::mean_rows ? 1 : node->op == Op::sum ? 2 : 3;
+            if (rows) per_unit(a->ne[1] * a->ne[2] * a->ne[3]);
+            break;
+        }
+        case Op::attention: {
+            const Tensor *q = a, *kk = node->src[1], *v = node->src[2];
+            p[k++] = u32(q->ne[0]);
+            p[k++] = u32(q->ne[1]);
+            p[k++] = u32(q->ne[2]);
+            p[k++] = u32(q->ne[3]);
+            p[k++] = u32(kk->ne[1]);
+            strides(q, p, &k);
+            strides(kk, p, &k);
+            strides(v, p, &k);
+            for (int i = 0; i < 4; i++) p[k++] = off[i];
+            p[k++] = fbits(node->fparams[0]);
+            p[k++] = u32(node->iparams[0] != 0);
+            per_elem(q->ne[1] * q->ne[2] * q->ne[3], 64);
+            break;
+        }
+        default: break;
     }
     d->push_words = k;
-    const int64_t groups = (n + 255) / 256;
-    d->groups = u32(std::max<int64_t>(1, std::min<int64_t>(groups, std::min<uint32_t>(lim.max_groups_x, 65535))));
+}
+
+// The operand fits the shaders' 32-bit indexing and one descriptor range,
+// and its strides are whole elements.
+bool addressable(const Tensor * t, const Limits & lim) {
+    if (!t) return false;
+    const size_t es = dtype_size(t->type);
+    if (es == 0) return false;
+    const bool block = dtype_block(t->type) > 1;
+    for (int i = 0; i < 4; i++) {
+        if (t->ne[i] > 0x7fffffffll) return false;
+        if (!block && t->nb[i] % es != 0) return false;
+    }
+    if (block && t->nb[0] != es) return false;
+    return uint64_t(t->nbytes()) + lim.storage_align <= lim.max_storage_range &&
+           t->nelements() < (int64_t(1) << 31);
 }
 
 bool is_dispatch(const Tensor * t) { return !t->is_leaf() && t->op != Op::view; }
+
+// Type and shape rules of each op beyond what the graph builder checks.
+bool op_rules(const Tensor * node) {
+    const Tensor * a = node->src[0];
+    switch (node->op) {
+        case Op::cont:
+            return is_float_type(a->type) && (a->type == DType::f32 || node->nelements() % 2 == 0);
+        case Op::cpy:
+            return is_float_type(a->type) && is_float_type(node->type) &&
+                   (node->type == DType::f32 || node->nelements() % 2 == 0);
+        case Op::mul_mat:
+            return type_code(a->type) >= 0 && node->src[1]->type == DType::f32 && a->ne[2] > 0 && a->ne[3] > 0 &&
+                   node->ne[2] % a->ne[2] == 0 && node->ne[3] % a->ne[3] == 0 &&
+                   (node->ne[1] + 15) / 16 <= 65535 && node->ne[2] * node->ne[3] <= 65535;
+        case Op::conv2d: return is_float_type(a->type) && a->is_contiguous() && node->src[1]->type == DType::f32;
+        case Op::get_rows:
+            return type_code(a->type) >= 0 && node->src[1]->type == DType::i32 && a->ne[2] == 1 && a->ne[3] == 1 &&
+                   node->src[1]->ne[2] == 1 && node->src[1]->ne[3] == 1;
+        case Op::attention: return a->ne[0] <= 256;
+        default: break;
+    }
+    // Every other op: f32 in, f32 out.
+    for (const Tensor * s : node->src)
+        if (s && s->type != DType::f32) return false;
+    return node->type == DType::f32;
+}
 
 }  // namespace
 
@@ -131,10 +432,10 @@ bool VulkanDevice::supports_op(const Tensor * node) const {
     if (!node) return false;
     if (node->is_leaf() || node->op == Op::view) return true;  // no work
     Dispatch d;
-    if (!plan(node, &d)) return false;
+    if (!plan(node, &d) || !op_rules(node)) return false;
     if (!node->is_contiguous()) return false;
     for (int i = 0; i < d.n_bind; i++)
-        if (!addressable_f32(d.bind[i], limits_)) return false;
+        if (!addressable(d.bind[i], limits_)) return false;
     return true;
 }
 
@@ -228,14 +529,17 @@ private:
             return error(SDGO_ERR_UNSUPPORTED, "vulkan: op %s is not supported", op_name(node->op));
         const Limits & lim = dev_->limits();
         VkDescriptorBufferInfo infos[kMaxBindings]{};
-        uint32_t eoff[kMaxBindings]{};
+        uint32_t off[kMaxBindings]{};
         for (int i = 0; i < dp.n_bind; i++) {
             const Tensor * t = dp.bind[i];
             if (!t->buffer || t->buffer->device() != dev_)
                 return error(SDGO_ERR_INVALID_ARGUMENT, "vulkan: %s '%s' has no memory on this device",
                              op_name(node->op), t->name.c_str());
-            if (t->offset % sizeof(float) != 0)
-                return error(SDGO_ERR_UNSUPPORTED, "vulkan: %s: operand at byte offset %zu is not float-aligned",
+            // Element-addressed operands start on their element; byte-addressed
+            // ones on 2 bytes (16-bit loads), blocks on a block.
+            const size_t need_align = dp.kind[i] == Kind::elems ? 4 : 2;
+            if (t->offset % need_align != 0)
+                return error(SDGO_ERR_UNSUPPORTED, "vulkan: %s: an operand at byte offset %zu is misaligned",
                              op_name(node->op), t->offset);
             const uint64_t start = t->offset - t->offset % lim.storage_align;
             const uint64_t need = t->offset - start + t->nbytes();
@@ -245,10 +549,11 @@ private:
                              op_name(node->op), t->nbytes());
             infos[i].buffer = static_cast<VulkanBuffer *>(t->buffer)->handle();
             infos[i].offset = start;
-            infos[i].range = range;
-            eoff[i] = static_cast<uint32_t>((t->offset - start) / sizeof(float));
+            infos[i].range = range & ~uint64_t(3);
+            const uint64_t rem = t->offset - start;
+            off[i] = static_cast<uint32_t>(dp.kind[i] == Kind::elems ? rem / 4 : rem);
         }
-        encode(node, eoff, lim, &dp);
+        encode(node, off, lim, &dp);
         const Pipeline * pipe = nullptr;
         SDGO_TRY(dev_->pipeline(dp.shader, dp.n_bind, &pipe));
 
@@ -275,7 +580,7 @@ private:
         fn.CmdBindPipeline(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->pipeline);
         fn.CmdBindDescriptorSets(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->layout, 0, 1, &set, 0, nullptr);
         fn.CmdPushConstants(cb_, pipe->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, dp.push_words * 4, dp.push);
-        fn.CmdDispatch(cb_, dp.groups, 1, 1);
+        fn.CmdDispatch(cb_, dp.groups[0], dp.groups[1], dp.groups[2]);
         global_barrier(cb_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
                        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
         return Status();

@@ -2,11 +2,16 @@
 // device, buffers in device memory, and backends that record a graph's ops
 // as compute dispatches into one command buffer.
 //
-// What runs here so far: f32 element-wise ops (the unary family, add, sub,
-// mul, div with broadcast, contiguous copies of strided views). Every other
-// op is refused by supports_op, so a graph that needs one fails at
-// alloc_graph with the op's name, before any compute; the backend-ops test
-// lists those cases as skipped for this device.
+// Every op of the SD 1.x/2.x graphs runs here (shaders/*.comp): weights of
+// any engine type are read in place and dequantized in registers; sums
+// accumulate in f32. What a shader cannot address (an operand larger than
+// one descriptor range, a 16-bit output with an odd element count, a head
+// size over 256) is refused by supports_op, so a graph that needs it fails
+// at alloc_graph with the op's name, before any compute; the backend-ops
+// test lists those cases as skipped for this device.
+//
+// First version: plain tiled / direct shaders, one command buffer recorded
+// per compute and waited on; no cooperative matrices, no f16 arithmetic.
 #pragma once
 
 #include <memory>
