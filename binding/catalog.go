@@ -14,6 +14,7 @@ type Catalog struct {
 	Schedulers  []string
 	RNGs        []string
 	Compat      []string
+	VAETiling   []string // the modes of Request.VAETiling
 	WeightTypes []string // what "sd-go quantize" and load-time plans may convert to
 	Limits      Limits
 }
@@ -40,11 +41,15 @@ type catalogJSON struct {
 		ClipSkip  int     `json:"clip_skip"`
 		RNG       string  `json:"rng"`
 		Compat    string  `json:"compat"`
+		VAETiling string  `json:"vae_tiling"`
+		TileSize  int     `json:"vae_tile_size"`
+		Overlap   int     `json:"vae_tile_overlap"`
 	} `json:"request"`
 	Samplers    []string `json:"samplers"`
 	Schedulers  []string `json:"schedulers"`
 	RNGs        []string `json:"rngs"`
 	Compat      []string `json:"compat"`
+	VAETiling   []string `json:"vae_tiling"`
 	WeightTypes []string `json:"weight_types"`
 	Limits      Limits   `json:"limits"`
 }
@@ -80,7 +85,9 @@ func (l *Library) Catalog() (Catalog, error) {
 		d.Width, d.Height, d.Steps, d.CFGScale, d.Seed, d.BatchCount = r.Width, r.Height, r.Steps, r.CFGScale, r.Seed, r.Batch
 		d.Sampler, d.Scheduler, d.Strength, d.ClipSkip, d.RNG, d.Compat = r.Sampler, r.Scheduler, r.Strength, r.ClipSkip, r.RNG, r.Compat
 		c.cat.Samplers, c.cat.Schedulers, c.cat.RNGs = j.Samplers, j.Schedulers, j.RNGs
+		d.VAETiling, d.VAETileSize, d.VAETileOverlap = r.VAETiling, r.TileSize, r.Overlap
 		c.cat.Compat, c.cat.WeightTypes, c.cat.Limits = j.Compat, j.WeightTypes, j.Limits
+		c.cat.VAETiling = j.VAETiling
 	})
 	return c.cat, c.err
 }
@@ -121,6 +128,15 @@ func (c Catalog) fill(req Request, rng string) Request {
 	}
 	if req.Compat == "" {
 		req.Compat = d.Compat
+	}
+	if req.VAETiling == "" {
+		req.VAETiling = d.VAETiling
+	}
+	if req.VAETileSize == 0 {
+		req.VAETileSize = d.VAETileSize
+	}
+	if req.VAETileOverlap == 0 {
+		req.VAETileOverlap = d.VAETileOverlap
 	}
 	return req
 }

@@ -30,16 +30,23 @@ type Request struct {
 	CFGScale       float64 // 1 runs one U-Net pass per step (no guidance)
 	Seed           int64   // image b of the batch uses Seed + b
 	BatchCount     int
-	Sampler        string // Catalog().Samplers lists the names
-	Scheduler      string // Catalog().Schedulers lists the names
-	RNG            string // "" = the model's (cuda or cpu)
-	ClipSkip       int    // 0 = the model's default
+	Sampler        string  // Catalog().Samplers lists the names
+	Scheduler      string  // Catalog().Schedulers lists the names
+	RNG            string  // "" = the model's (cuda or cpu)
+	ClipSkip       int     // 0 = the model's default
 	Strength       float64 // img2img and inpaint, in (0, 1]
 	InitImage      image.Image
 	Mask           image.Image
 	// Compat picks whose pipeline to reproduce: "a1111" (default, also
 	// stable-diffusion.cpp) or "diffusers".
 	Compat string
+	// VAETiling decodes the image in overlapping, blended tiles: "auto"
+	// (default: only when the whole decode does not fit the device), "on"
+	// or "off". VAETileSize and VAETileOverlap are in output pixels
+	// (multiples of 8; 0 takes the defaults, 512 and 64).
+	VAETiling      string
+	VAETileSize    int
+	VAETileOverlap int
 	// Progress, if set, is called when a phase begins and after every
 	// sampler step, on the goroutine that called Generate. A panic in it
 	// cancels the generation, which then returns an error that holds the
@@ -96,12 +103,15 @@ const (
 	reqScheduler      = 3
 	reqRNG            = 4
 	reqCompat         = 5
+	reqVAETiling      = 6
 	reqWidth          = 16
 	reqHeight         = 17
 	reqSteps          = 18
 	reqSeed           = 19
 	reqBatch          = 20
 	reqClipSkip       = 21
+	reqVAETileSize    = 22
+	reqVAETileOverlap = 23
 	reqCFGScale       = 32
 	reqStrength       = 33
 	reqInitImage      = 48
@@ -171,7 +181,7 @@ func setRequest(f *functions, r uintptr, req *Request) error {
 		v    string
 	}{{reqPrompt, "prompt", req.Prompt}, {reqNegativePrompt, "negative prompt", req.NegativePrompt},
 		{reqSampler, "sampler", req.Sampler}, {reqScheduler, "scheduler", req.Scheduler}, {reqRNG, "RNG", req.RNG},
-		{reqCompat, "compat", req.Compat}}
+		{reqCompat, "compat", req.Compat}, {reqVAETiling, "VAE tiling", req.VAETiling}}
 	for _, s := range strs {
 		if s.v == "" {
 			continue
@@ -187,7 +197,8 @@ func setRequest(f *functions, r uintptr, req *Request) error {
 		key int32
 		v   int64
 	}{{reqWidth, int64(req.Width)}, {reqHeight, int64(req.Height)}, {reqSteps, int64(req.Steps)},
-		{reqBatch, int64(req.BatchCount)}, {reqClipSkip, int64(req.ClipSkip)}}
+		{reqBatch, int64(req.BatchCount)}, {reqClipSkip, int64(req.ClipSkip)},
+		{reqVAETileSize, int64(req.VAETileSize)}, {reqVAETileOverlap, int64(req.VAETileOverlap)}}
 	for _, s := range ints {
 		if s.v == 0 {
 			continue

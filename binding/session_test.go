@@ -185,6 +185,9 @@ func TestCatalogAndDefaults(t *testing.T) {
 			t.Errorf("samplers %v lack %s", cat.Samplers, want)
 		}
 	}
+	if d.VAETiling != "auto" || d.VAETileSize != 512 || d.VAETileOverlap != 64 || !contains(cat.VAETiling, "on") {
+		t.Fatalf("VAE tiling defaults %q %d %d, modes %v", d.VAETiling, d.VAETileSize, d.VAETileOverlap, cat.VAETiling)
+	}
 	if !contains(cat.Schedulers, "karras") || !contains(cat.WeightTypes, "q4_0") || cat.Limits.MaxBatch <= 0 {
 		t.Fatalf("catalog %+v", cat)
 	}
@@ -205,4 +208,3 @@ func TestCatalogAndDefaults(t *testing.T) {
 		t.Fatalf("seeds %v (want the second to wrap)", res.Seeds)
 	}
 }
-

@@ -57,12 +57,13 @@ func runCommand() *cli.Command {
 	// The defaults and the names come from the engine (its catalog); when no
 	// engine can be found the flags show none and the engine's apply anyway.
 	var d binding.Request
-	samplers, schedulers, types := "(see the engine)", "(see the engine)", "f32"
+	samplers, schedulers, types, tiling := "(see the engine)", "(see the engine)", "f32", "auto, on, off"
 	if lib, err := binding.Load(binding.LoadOptions{}); err == nil {
 		if cat, err := lib.Catalog(); err == nil {
 			d = cat.Defaults
 			samplers, schedulers = strings.Join(cat.Samplers, ", "), strings.Join(cat.Schedulers, ", ")
 			types = strings.Join(cat.WeightTypes, ", ")
+			tiling = strings.Join(cat.VAETiling, ", ")
 		}
 	}
 	return &cli.Command{
@@ -95,6 +96,9 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "rng", Value: d.RNG, Usage: "noise generator: cuda (A1111 GPU seeds) or cpu (torch CPU, diffusers)"},
 			&cli.StringFlag{Name: "prediction", Usage: "override the model's prediction type: epsilon or v (SD 2.x 768-v checkpoints)"},
 			&cli.StringFlag{Name: "compat", Value: d.Compat, Usage: "whose pipeline to reproduce: a1111 (also stable-diffusion.cpp) or diffusers (use with --rng cpu)"},
+			&cli.StringFlag{Name: "vae-tiling", Value: d.VAETiling, Usage: "decode the image in overlapping, blended tiles: " + tiling + " (auto: only when the whole decode does not fit the device)"},
+			&cli.IntFlag{Name: "vae-tile-size", Value: d.VAETileSize, Usage: "VAE tile side in pixels (a multiple of 8)"},
+			&cli.IntFlag{Name: "vae-tile-overlap", Value: d.VAETileOverlap, Usage: "pixels shared by neighbouring VAE tiles (a multiple of 8, at most half a tile)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more"},
 			&cli.BoolFlag{Name: "quiet", Usage: "print nothing but errors"},
 			&cli.BoolFlag{Name: "no-metadata", Usage: "do not write the A1111 parameters into the image"},
@@ -196,6 +200,9 @@ func runAction(c *cli.Context) error {
 		ClipSkip:       c.Int("clip-skip"),
 		Strength:       floatOr(c, "strength", def.Strength),
 		Compat:         stringOr(c, "compat", def.Compat),
+		VAETiling:      stringOr(c, "vae-tiling", def.VAETiling),
+		VAETileSize:    intOr(c, "vae-tile-size", def.VAETileSize),
+		VAETileOverlap: intOr(c, "vae-tile-overlap", def.VAETileOverlap),
 	}
 	if req.Compat != "a1111" && req.Compat != "diffusers" {
 		return usagef("--compat must be a1111 or diffusers, got %q", req.Compat)

@@ -389,3 +389,44 @@ func TestRunHelpListsTheEngineCatalog(t *testing.T) {
 		t.Errorf("help lacks the engine's default sampler %s:\n%s", want, out)
 	}
 }
+
+// --vae-tiling on decodes in blended tiles: a valid image that differs a
+// little from the whole decode; bad tiling settings are usage errors.
+func TestRunVAETiling(t *testing.T) {
+	dir := t.TempDir()
+	whole, tiled := filepath.Join(dir, "whole.png"), filepath.Join(dir, "tiled.png")
+	args := func(out string, extra ...string) []string {
+		a := []string{"run", "-m", tinyModel, "-p", "a photo of a cat", "-W", "64", "-H", "64", "--steps", "3", "-t", "2",
+			"-o", out}
+		return append(a, extra...)
+	}
+	if code, _, errs := runCLI(t, args(whole, "--vae-tiling", "off")...); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if code, _, errs := runCLI(t, args(tiled, "--vae-tiling", "on", "--vae-tile-size", "32", "--vae-tile-overlap", "16")...); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	a, _ := readBack(t, whole)
+	b, _ := readBack(t, tiled)
+	pa, pb := a.(*image.RGBA).Pix, b.(*image.RGBA).Pix
+	if bytes.Equal(pa, pb) {
+		t.Fatal("the tiled decode gave the whole decode's image")
+	}
+	var se float64
+	for i := range pa {
+		d := float64(pa[i]) - float64(pb[i])
+		se += d * d
+	}
+	if psnr := 10 * math.Log10(255*255*float64(len(pa))/se); psnr < 25 {
+		t.Fatalf("tiled image %.1f dB from the whole decode", psnr)
+	}
+	for _, bad := range [][]string{{"--vae-tiling", "sometimes"}, {"--vae-tile-size", "60"}, {"--vae-tile-overlap", "400"}} {
+		code, _, errs := runCLI(t, args(filepath.Join(dir, "bad.png"), bad...)...)
+		if code == exitOK || !strings.Contains(strings.ToLower(errs), "vae til") {
+			t.Errorf("%v: exit %d, stderr %q", bad, code, errs)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "bad.png")); err == nil {
+			t.Errorf("%v: wrote an image", bad)
+		}
+	}
+}

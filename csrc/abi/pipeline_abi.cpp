@@ -259,6 +259,7 @@ SDGO_API int32_t sdgo_request_set_str(sdgo_request * r, int32_t key, const char 
                 return Status();
             }
             case SDGO_REQ_COMPAT: return sdgo::pipeline::parse_compat(v, &q.compat);
+            case SDGO_REQ_VAE_TILING: return sdgo::pipeline::parse_vae_tiling(v, &q.vae_tiling);
         }
         return error(SDGO_ERR_INVALID_ARGUMENT, "request key %d is not a string key", key);
     });
@@ -275,6 +276,8 @@ SDGO_API int32_t sdgo_request_set_i64(sdgo_request * r, int32_t key, int64_t val
             case SDGO_REQ_STEPS: return as_int(value, &q.steps, "steps");
             case SDGO_REQ_BATCH: return as_int(value, &q.batch, "batch count");
             case SDGO_REQ_CLIP_SKIP: return as_int(value, &q.clip_skip, "clip skip");
+            case SDGO_REQ_VAE_TILE_SIZE: return as_int(value, &q.vae_tile_size, "VAE tile size");
+            case SDGO_REQ_VAE_TILE_OVERLAP: return as_int(value, &q.vae_tile_overlap, "VAE tile overlap");
             case SDGO_REQ_SEED: q.seed = value; return Status();
         }
         return error(SDGO_ERR_INVALID_ARGUMENT, "request key %d is not an integer key", key);

@@ -340,6 +340,8 @@ enum sdgo_request_key {
     SDGO_REQ_SCHEDULER       = 3,  /* discrete (default), karras, exponential, sgm_uniform, simple, ddim_uniform, lcm */
     SDGO_REQ_RNG             = 4,  /* cuda, cpu; "": the model's */
     SDGO_REQ_COMPAT          = 5,  /* "a1111" (default) or "diffusers" */
+    SDGO_REQ_VAE_TILING      = 6,  /* "auto" (default: tiles only when the whole VAE decode does not fit the
+                                      device), "on", "off" */
     /* integers */
     SDGO_REQ_WIDTH           = 16, /* 512 */
     SDGO_REQ_HEIGHT          = 17, /* 512 */
@@ -347,6 +349,8 @@ enum sdgo_request_key {
     SDGO_REQ_SEED            = 19, /* 42; image b of a batch uses seed + b (wrapping as uint64) */
     SDGO_REQ_BATCH           = 20, /* 1 */
     SDGO_REQ_CLIP_SKIP       = 21, /* 0 = the model's default */
+    SDGO_REQ_VAE_TILE_SIZE   = 22, /* 512: VAE tile side in output pixels, a multiple of 8 */
+    SDGO_REQ_VAE_TILE_OVERLAP = 23, /* 64: pixels shared by neighbouring tiles, a multiple of 8, <= half a tile */
     /* floats */
     SDGO_REQ_CFG_SCALE       = 32, /* 7.0; 1 runs one U-Net pass per step (no guidance) */
     SDGO_REQ_STRENGTH        = 33, /* 0.75, img2img / inpaint; in (0, 1] */

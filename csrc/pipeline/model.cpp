@@ -150,7 +150,8 @@ Status Model::load(const ModelOptions & opt, std::unique_ptr<Model> * out) {
                      opt.weight_type.c_str());
     std::unique_ptr<Model> p(new Model());
     p->opt_ = opt;
-    SDGO_TRY(backends::find_device(opt.backend, opt.device, &p->device_));
+    if (opt.device_override) p->device_ = opt.device_override;
+    else SDGO_TRY(backends::find_device(opt.backend, opt.device, &p->device_));
     model::WeightOptions wopt;
     wopt.force_f32 = opt.weight_type == "f32";
 

@@ -54,6 +54,9 @@ struct ModelOptions {
     std::string prediction;
     std::string backend = "cpu";  // a registered backend, or "auto"
     int device = 0;               // index within the backend
+    // A device outside the registry (tests: one with smaller limits); when
+    // set, backend and device are ignored. Must outlive the model.
+    Device * device_override = nullptr;
     int n_threads = 0;            // default threads of each session (<= 0: physical cores)
     std::string code_path;        // default code variant of sessions ("" = the device's best)
 };

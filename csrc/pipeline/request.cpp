@@ -31,6 +31,22 @@ Status parse_compat(const std::string & name, Compat * out) {
 
 const char * compat_name(Compat c) { return c == Compat::diffusers ? "diffusers" : "a1111"; }
 
+Status parse_vae_tiling(const std::string & name, VaeTiling * out) {
+    if (name.empty() || name == "auto") {
+        *out = VaeTiling::automatic;
+        return Status();
+    }
+    if (name == "on" || name == "off") {
+        *out = name == "on" ? VaeTiling::on : VaeTiling::off;
+        return Status();
+    }
+    return error(SDGO_ERR_INVALID_ARGUMENT, "unknown VAE tiling \"%s\" (auto, on, off)", name.c_str());
+}
+
+const char * vae_tiling_name(VaeTiling t) {
+    return t == VaeTiling::on ? "on" : t == VaeTiling::off ? "off" : "auto";
+}
+
 Status validate_request(const Request & r) {
     if (r.width <= 0 || r.height <= 0)
         return error(SDGO_ERR_INVALID_ARGUMENT, "image size %dx%d must be positive", r.width, r.height);
@@ -50,6 +66,13 @@ Status validate_request(const Request & r) {
     if (!std::isfinite(r.eta)) return error(SDGO_ERR_INVALID_ARGUMENT, "eta must be finite");
     if (r.clip_skip < 0) return error(SDGO_ERR_INVALID_ARGUMENT, "clip skip must be >= 0, got %d", r.clip_skip);
     if (r.rng < -1 || r.rng > 1) return error(SDGO_ERR_INVALID_ARGUMENT, "unknown rng %d", r.rng);
+    if (r.vae_tile_size < 32 || r.vae_tile_size > kMaxImageSide || r.vae_tile_size % 8 != 0)
+        return error(SDGO_ERR_INVALID_ARGUMENT, "VAE tile size must be a multiple of 8 from 32 to %d, got %d",
+                     kMaxImageSide, r.vae_tile_size);
+    if (r.vae_tile_overlap < 0 || r.vae_tile_overlap > r.vae_tile_size / 2 || r.vae_tile_overlap % 8 != 0)
+        return error(SDGO_ERR_INVALID_ARGUMENT,
+                     "VAE tile overlap must be a multiple of 8 from 0 to half the tile size (%d), got %d",
+                     r.vae_tile_size / 2, r.vae_tile_overlap);
     const bool has_init = !r.init_rgb.empty();
     if (has_init) {
         if (r.init_width != r.width || r.init_height != r.height)
@@ -86,11 +109,14 @@ std::string catalog_json() {
     o += strprintf("\"sampler\":\"%s\",\"scheduler\":\"%s\",\"strength\":%g,\"clip_skip\":%d,\"rng\":\"%s\",",
                    sampling::sampler_name(d.sampler), sampling::scheduler_name(d.scheduler), double(d.strength),
                    d.clip_skip, sampling::rng_type_name(sampling::RngType::Cuda));
-    o += strprintf("\"compat\":\"%s\"},", compat_name(d.compat));
+    o += strprintf("\"compat\":\"%s\",\"vae_tiling\":\"%s\",\"vae_tile_size\":%d,\"vae_tile_overlap\":%d},",
+                   compat_name(d.compat), vae_tiling_name(d.vae_tiling), d.vae_tile_size, d.vae_tile_overlap);
     o += "\"samplers\":" + quoted_list(samplers) + ",\"schedulers\":" + quoted_list(schedulers);
     o += ",\"rngs\":" + quoted_list({sampling::rng_type_name(sampling::RngType::Cuda),
                                     sampling::rng_type_name(sampling::RngType::Cpu)});
     o += ",\"compat\":" + quoted_list({compat_name(Compat::a1111), compat_name(Compat::diffusers)});
+    o += ",\"vae_tiling\":" + quoted_list({vae_tiling_name(VaeTiling::automatic), vae_tiling_name(VaeTiling::on),
+                                          vae_tiling_name(VaeTiling::off)});
     o += ",\"weight_types\":" + quoted_list(weight_types);
     o += strprintf(",\"limits\":{\"max_side\":%d,\"max_steps\":%d,\"max_batch\":%d,\"max_output_bytes\":%llu}}",
                    kMaxImageSide, kMaxSteps, kMaxBatch, (unsigned long long)kMaxOutputBytes);

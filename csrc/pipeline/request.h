@@ -28,6 +28,15 @@ enum class Compat : int { a1111 = 0, diffusers = 1 };
 Status parse_compat(const std::string & name, Compat * out);  // "" = a1111
 const char * compat_name(Compat c);
 
+// VAE decoding in tiles: automatic (only when the whole decode does not fit
+// the device: an intermediate larger than its largest buffer or descriptor
+// range, or its memory), always, or never. Tiles overlap and are blended
+// with linear ramps across the overlap, so no seam shows; the result differs
+// from the whole decode a little (the VAE sees less context per tile).
+enum class VaeTiling : int { automatic = 0, on = 1, off = 2 };
+Status parse_vae_tiling(const std::string & name, VaeTiling * out);  // "" = auto
+const char * vae_tiling_name(VaeTiling t);
+
 // Limits every request is checked against before any work.
 constexpr int kMaxImageSide = 16384;
 constexpr int kMaxSteps = 10000;
@@ -57,6 +66,11 @@ struct Request {
     std::vector<uint8_t> mask;
     int mask_width = 0, mask_height = 0; // 0: not given (only the pixel count is checked)
     int max_prompt_chunks = 64;          // 64 * 75 tokens
+    // VAE tiling; tile size and overlap in output pixels (multiples of 8,
+    // the VAE's scale; overlap at most half the tile).
+    VaeTiling vae_tiling = VaeTiling::automatic;
+    int vae_tile_size = 512;
+    int vae_tile_overlap = 64;
 };
 
 // Checks what can be checked without the model: sizes, counts, ranges, and
@@ -95,9 +109,10 @@ struct Result {
 // The engine's defaults and names as JSON:
 //   {"request":{"width":512,"height":512,"steps":20,"cfg_scale":7,"seed":42,
 //     "batch":1,"sampler":"euler_a","scheduler":"discrete","strength":0.75,
-//     "clip_skip":0,"rng":"cuda","compat":"a1111"},
+//     "clip_skip":0,"rng":"cuda","compat":"a1111","vae_tiling":"auto",
+//     "vae_tile_size":512,"vae_tile_overlap":64},
 //    "samplers":[...],"schedulers":[...],"rngs":["cuda","cpu"],
-//    "compat":["a1111","diffusers"],"weight_types":[...],
+//    "compat":["a1111","diffusers"],"vae_tiling":["auto","on","off"],"weight_types":[...],
 //    "limits":{"max_side":16384,"max_steps":10000,"max_batch":1024,"max_output_bytes":N}}
 std::string catalog_json();
 

@@ -48,6 +48,7 @@ struct Session::Plan {
     std::unique_ptr<sampling::TimestepMap> tmap;
     std::vector<float> sigmas;
     int steps = 0;
+    VaeTileOptions vae;
 };
 
 // The image side of conditioning: init image moments and the latent mask.
@@ -103,23 +104,109 @@ Status Session::vae_encode(const std::vector<float> & image, int W, int H, std::
 }
 
 Status Session::vae_decode(const float * latent, int w, int h, std::vector<float> * image) {
+    VaeTileOptions whole;
+    whole.tiling = VaeTiling::off;
+    return vae_decode(latent, w, h, whole, image);
+}
+
+Status Session::vae_decode(const float * latent, int w, int h, const VaeTileOptions & opt, std::vector<float> * image) {
     const model::VaeConfig & vc = m_->vae_config();
-    const int64_t C = vc.z_channels;
-    std::vector<float> z(size_t(w) * h * C);
+    std::vector<float> z(size_t(w) * h * size_t(vc.z_channels));
     const float inv = 1.0f / vc.scaling_factor;
     for (size_t i = 0; i < z.size(); ++i) z[i] = latent[i] * inv;
+    if (opt.tiling != VaeTiling::on) {
+        Status st = decode_region(z, w, h, 0, 0, w, h, image);
+        if (st.ok() || opt.tiling == VaeTiling::off) return st;
+        // Too big for the device (refused before any compute): in tiles.
+        if (st.code() != SDGO_ERR_UNSUPPORTED && st.code() != SDGO_ERR_OUT_OF_MEMORY) return st;
+        SDGO_LOG_I("VAE decode of %dx%d does not fit %s (%s): decoding in tiles of %d pixels", w * vae_scale(),
+                   h * vae_scale(), be_->device()->info().name.c_str(), st.message().c_str(), opt.tile_size);
+    }
+    return decode_tiled(z, w, h, opt, image);
+}
+
+int Session::vae_scale() const { return m_->summary().vae_downscale; }
+
+// Decodes the latent window [x0, x0 + tw) x [y0, y0 + th) of the unscaled
+// latent z [w, h, C] into an image [tw*f, th*f, 3].
+Status Session::decode_region(const std::vector<float> & z, int w, int h, int x0, int y0, int tw, int th,
+                              std::vector<float> * image) {
+    const model::VaeConfig & vc = m_->vae_config();
+    const int64_t C = vc.z_channels;
+    std::vector<float> zt;
+    const float * src = z.data();
+    if (x0 != 0 || y0 != 0 || tw != w || th != h) {
+        zt.resize(size_t(tw) * th * size_t(C));
+        for (int64_t c = 0; c < C; ++c)
+            for (int y = 0; y < th; ++y)
+                std::memcpy(&zt[(size_t(c) * th + y) * tw], &z[(size_t(c) * h + y0 + y) * w + x0], size_t(tw) * 4);
+        src = zt.data();
+    }
     Graph g;
-    Tensor * x = g.input(DType::f32, {w, h, C, 1}, "z");
+    Tensor * x = g.input(DType::f32, {tw, th, C, 1}, "z");
     Tensor * y = nullptr;
     SDGO_TRY(model::build_vae_decoder(g, m_->vae_weights(), Model::vae_prefix(), vc, x, &y));
     g.set_output(y);
     SDGO_TRY(be_->alloc_graph(g));
-    SDGO_TRY(be_->set_tensor(x, z.data(), 0, z.size() * sizeof(float)));
+    SDGO_TRY(be_->set_tensor(x, src, 0, size_t(tw) * th * size_t(C) * sizeof(float)));
     SDGO_TRY(be_->compute(g));
     image->resize(size_t(y->nelements()));
     SDGO_TRY(be_->get_tensor(y, image->data(), 0, image->size() * sizeof(float)));
     if (!all_finite(image->data(), image->size()))
         return error(SDGO_ERR_INTERNAL, "the VAE decoder produced NaN or infinity (not writing a black image)");
+    return Status();
+}
+
+namespace {
+
+// Tile starts along an axis of n latent pixels: tiles of t with at least o
+// shared between neighbours, the last one flush with the end.
+std::vector<int> tile_starts(int n, int t, int o) {
+    if (t >= n) return {0};
+    std::vector<int> v;
+    for (int s = 0; s + t < n; s += t - o) v.push_back(s);
+    v.push_back(n - t);
+    return v;
+}
+
+// Blend weight of pixel i of a tile of n pixels: 1 inside, a linear ramp
+// over the `ramp` pixels next to a side that has a neighbouring tile.
+float ramp_weight(int i, int n, int ramp, bool before, bool after) {
+    float wt = 1.0f;
+    if (ramp <= 0) return wt;
+    if (before) wt = std::min(wt, (float(i) + 0.5f) / float(ramp));
+    if (after) wt = std::min(wt, (float(n - i) - 0.5f) / float(ramp));
+    return wt;
+}
+
+}  // namespace
+
+Status Session::decode_tiled(const std::vector<float> & z, int w, int h, const VaeTileOptions & opt,
+                             std::vector<float> * image) {
+    const int f = vae_scale();
+    const int t = std::max(1, opt.tile_size / f), o = std::min(opt.tile_overlap / f, t / 2);
+    const int W = w * f, H = h * f;
+    const std::vector<int> xs = tile_starts(w, t, o), ys = tile_starts(h, t, o);
+    const int tw = std::min(t, w), th = std::min(t, h);
+    std::vector<float> acc(size_t(W) * H * 3, 0.0f), wsum(size_t(W) * H, 0.0f), tile;
+    for (size_t yi = 0; yi < ys.size(); ++yi)
+        for (size_t xi = 0; xi < xs.size(); ++xi) {
+            SDGO_TRY(decode_region(z, w, h, xs[xi], ys[yi], tw, th, &tile)
+                         .wrap(strprintf("VAE tile at (%d, %d)", xs[xi] * f, ys[yi] * f).c_str()));
+            const int PW = tw * f, PH = th * f, X0 = xs[xi] * f, Y0 = ys[yi] * f;
+            for (int py = 0; py < PH; ++py) {
+                const float wy = ramp_weight(py, PH, o * f, yi > 0, yi + 1 < ys.size());
+                for (int px = 0; px < PW; ++px) {
+                    const float wt = wy * ramp_weight(px, PW, o * f, xi > 0, xi + 1 < xs.size());
+                    const size_t at = size_t(Y0 + py) * W + X0 + px;
+                    wsum[at] += wt;
+                    for (int c = 0; c < 3; ++c) acc[size_t(c) * W * H + at] += wt * tile[(size_t(c) * PH + py) * PW + px];
+                }
+            }
+        }
+    image->resize(acc.size());
+    for (size_t i = 0; i < wsum.size(); ++i)
+        for (int c = 0; c < 3; ++c) (*image)[size_t(c) * wsum.size() + i] = acc[size_t(c) * wsum.size() + i] / wsum[i];
     return Status();
 }
 
@@ -129,6 +216,9 @@ Status Session::plan(const Request & req, Plan * p) const {
     if (req.width % s.granularity || req.height % s.granularity)
         return error(SDGO_ERR_INVALID_ARGUMENT, "width and height (%dx%d) must be multiples of %d for this model",
                      req.width, req.height, s.granularity);
+    p->vae.tiling = req.vae_tiling;
+    p->vae.tile_size = req.vae_tile_size;
+    p->vae.tile_overlap = req.vae_tile_overlap;
     p->has_init = !req.init_rgb.empty();
     p->has_mask = !req.mask.empty();
     p->inpaint_model = m_->concat_channels() > 0;
@@ -282,7 +372,7 @@ Status Session::prepare_latents(const Request & req, const Plan & p, int index, 
 
 Status Session::decode(const Plan & p, const std::vector<float> & x, int index, Result * out) {
     std::vector<float> img;
-    SDGO_TRY(vae_decode(x.data(), p.w, p.h, &img));
+    SDGO_TRY(vae_decode(x.data(), p.w, p.h, p.vae, &img));
     float * fim = out->images.data() + size_t(index) * p.n_pix * 3;
     uint8_t * rgb = out->rgb.data() + size_t(index) * p.n_pix * 3;
     for (size_t i = 0; i < p.n_pix; ++i)

@@ -74,7 +74,14 @@ public:
     // VAE moments of an image [W, H, 3] planar in [-1, 1].
     Status vae_encode(const std::vector<float> & image, int W, int H, std::vector<float> * mean,
                       std::vector<float> * logvar);
-    // Image [w*f, h*f, 3] planar (not clamped) from a scaled latent [w, h, C].
+    // Image [w*f, h*f, 3] planar (not clamped) from a scaled latent [w, h, C],
+    // whole or in tiles (request.h: VaeTiling).
+    struct VaeTileOptions {
+        VaeTiling tiling = VaeTiling::automatic;
+        int tile_size = 512, tile_overlap = 64;  // output pixels
+    };
+    Status vae_decode(const float * latent, int w, int h, const VaeTileOptions & opt, std::vector<float> * image);
+    // The whole decode, never tiled.
     Status vae_decode(const float * latent, int w, int h, std::vector<float> * image);
 
 private:
@@ -87,6 +94,11 @@ private:
     Status prepare_latents(const Request & req, const Plan & p, int index, const ImageCond & ic, Condition * cond,
                            Latents * lat);
     Status decode(const Plan & p, const std::vector<float> & x, int index, Result * out);
+    int vae_scale() const;
+    Status decode_region(const std::vector<float> & z, int w, int h, int x0, int y0, int tw, int th,
+                         std::vector<float> * image);
+    Status decode_tiled(const std::vector<float> & z, int w, int h, const VaeTileOptions & opt,
+                        std::vector<float> * image);
 
     const Model * m_;
     std::unique_ptr<Backend> be_;

@@ -91,6 +91,7 @@ Status VulkanDevice::init(VkPhysicalDevice pd, int index, const DeviceOptions & 
     fn.GetPhysicalDeviceMemoryProperties(pd, &mem_props_);
 
     limits_.max_storage_range = p.limits.maxStorageBufferRange;
+    if (opt.max_storage_range) limits_.max_storage_range = std::min<uint64_t>(limits_.max_storage_range, opt.max_storage_range);
     limits_.storage_align = std::max<uint64_t>(p.limits.minStorageBufferOffsetAlignment, 4);
     limits_.max_allocation = m3.maxMemoryAllocationSize ? m3.maxMemoryAllocationSize : (uint64_t(1) << 31);
     limits_.max_groups_x = p.limits.maxComputeWorkGroupCount[0];

@@ -29,6 +29,9 @@ struct DeviceOptions {
     bool force_staging = false;
     // Size of the staging buffer (bytes); copies larger than it are chunked.
     size_t staging_bytes = size_t(32) << 20;
+    // When non-zero, a smaller maxStorageBufferRange than the driver's, so
+    // that tests can meet the limit of a real card at small sizes.
+    uint64_t max_storage_range = 0;
 };
 
 // The Vulkan devices of this machine, created once (thread-safe). Empty with
