@@ -24,21 +24,49 @@ std::string quote(const std::string & s) {
     return o + "\"";
 }
 
-std::vector<BackendEntry> enumerate() {
-    std::vector<BackendEntry> v;
-    v.push_back(BackendEntry{"cpu", {cpu::device()}, ""});
+// Each backend's entry, enumerated the first time it is asked for: asking
+// for the CPU never loads a GPU driver (lavapipe alone maps tens of MiB).
+const BackendEntry & cpu_entry() {
+    static const BackendEntry e{"cpu", {cpu::device()}, ""};
+    return e;
+}
+
 #if defined(SDGO_HAVE_VULKAN)
-    std::string why;
-    const std::vector<Device *> & vk = vk::devices(&why);
-    v.push_back(BackendEntry{"vulkan", vk, why});
+const BackendEntry & vulkan_entry() {
+    static const BackendEntry e = [] {
+        std::string why;
+        const std::vector<Device *> & d = vk::devices(&why);
+        return BackendEntry{"vulkan", d, why};
+    }();
+    return e;
+}
 #endif
+
+using EntryFn = const BackendEntry & (*)();
+struct Compiled {
+    const char * name;
+    EntryFn entry;
+};
+
+// Every backend compiled in, the CPU first.
+const std::vector<Compiled> & compiled() {
+    static const std::vector<Compiled> v = {
+        {"cpu", &cpu_entry},
+#if defined(SDGO_HAVE_VULKAN)
+        {"vulkan", &vulkan_entry},
+#endif
+    };
     return v;
 }
 
 }  // namespace
 
 const std::vector<BackendEntry> & registered() {
-    static const std::vector<BackendEntry> r = enumerate();
+    static const std::vector<BackendEntry> r = [] {
+        std::vector<BackendEntry> v;
+        for (const Compiled & c : compiled()) v.push_back(c.entry());
+        return v;
+    }();
     return r;
 }
 
@@ -62,9 +90,10 @@ Status find_device(const std::string & backend, int index, Device ** out) {
         return Status();
     }
     std::string names;
-    for (const BackendEntry & b : registered()) {
-        names += (names.empty() ? "" : ", ") + b.name;
-        if (b.name != backend) continue;
+    for (const Compiled & c : compiled()) {
+        names += (names.empty() ? "" : ", ") + std::string(c.name);
+        if (backend != c.name) continue;
+        const BackendEntry & b = c.entry();
         if (b.devices.empty())
             return error(SDGO_ERR_UNSUPPORTED, "backend %s has no device%s%s", backend.c_str(),
                          b.note.empty() ? "" : ": ", b.note.c_str());

@@ -448,8 +448,10 @@ public:
     explicit VulkanBackend(VulkanDevice * dev) : Backend(dev), dev_(dev) {}
     ~VulkanBackend() override {
         VkDevice d = dev_->handle();
+        for (int slot = 0; slot < 2; slot++) (void)wait(slot);
         if (dpool_) fn.DestroyDescriptorPool(d, dpool_, nullptr);
-        if (fence_) fn.DestroyFence(d, fence_, nullptr);
+        for (VkFence f : fence_)
+            if (f) fn.DestroyFence(d, f, nullptr);
         if (cpool_) fn.DestroyCommandPool(d, cpool_, nullptr);
     }
 
@@ -457,6 +459,7 @@ public:
         VkDevice d = dev_->handle();
         VkCommandPoolCreateInfo pi{};
         pi.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO;
+        pi.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
         pi.queueFamilyIndex = dev_->queue_family();
         VkResult r = fn.CreateCommandPool(d, &pi, nullptr, &cpool_);
         if (r != VK_SUCCESS) return vk_error(r, "vkCreateCommandPool");
@@ -464,38 +467,76 @@ public:
         ai.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
         ai.commandPool = cpool_;
         ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-        ai.commandBufferCount = 1;
-        r = fn.AllocateCommandBuffers(d, &ai, &cb_);
+        ai.commandBufferCount = 2;
+        r = fn.AllocateCommandBuffers(d, &ai, cb_);
         if (r != VK_SUCCESS) return vk_error(r, "vkAllocateCommandBuffers");
-        VkFenceCreateInfo fi{};
-        fi.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
-        r = fn.CreateFence(d, &fi, nullptr, &fence_);
-        if (r != VK_SUCCESS) return vk_error(r, "vkCreateFence");
+        for (VkFence & f : fence_) {
+            VkFenceCreateInfo fi{};
+            fi.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
+            r = fn.CreateFence(d, &fi, nullptr, &f);
+            if (r != VK_SUCCESS) return vk_error(r, "vkCreateFence");
+        }
         return Status();
     }
 
+    // The graph's dispatches go out in chunks of kChunk nodes, two command
+    // buffers in turn: one is recorded while the other runs, and a cancel
+    // request is honoured between chunks (within kChunk nodes of the one
+    // running), never by abandoning work the device still reads.
     Status compute(Graph & g) override {
         SDGO_TRY(alloc_graph(g));
         std::vector<Tensor *> nodes;
         for (Tensor * t : g.order())
             if (is_dispatch(t)) nodes.push_back(t);
         if (nodes.empty()) return Status();
-        if (should_abort()) return error(SDGO_ERR_CANCELED, "canceled");
         SDGO_TRY(reserve_sets(nodes.size()));
-        VkDevice d = dev_->handle();
-        VkResult r = fn.ResetDescriptorPool(d, dpool_, 0);
-        if (r == VK_SUCCESS) r = fn.ResetCommandPool(d, cpool_, 0);
+        VkResult r = fn.ResetDescriptorPool(dev_->handle(), dpool_, 0);
+        if (r != VK_SUCCESS) return vk_error(r, "vkResetDescriptorPool");
+        Status st;
+        for (size_t at = 0, chunk = 0; at < nodes.size() && st.ok(); at += kChunk, chunk++) {
+            const int slot = int(chunk % 2);
+            st = wait(slot);
+            if (st.ok() && should_abort()) st = error(SDGO_ERR_CANCELED, "canceled");
+            if (st.ok()) st = record_chunk(nodes, at, std::min(nodes.size(), at + kChunk), slot);
+            if (st.ok()) {
+                st = dev_->submit(cb_[slot], fence_[slot], "running a graph");
+                busy_[slot] = st.ok();
+            }
+        }
+        // Whatever happened, nothing of this graph may still be running.
+        for (int slot = 0; slot < 2; slot++) {
+            Status w = wait(slot);
+            if (st.ok()) st = w;
+        }
+        return st;
+    }
+
+private:
+    static constexpr size_t kChunk = 64;
+
+    Status wait(int slot) {
+        if (!busy_[slot]) return Status();
+        busy_[slot] = false;
+        return dev_->wait(fence_[slot], "running a graph");
+    }
+
+    // Records nodes [from, to) into command buffer `slot`, between barriers
+    // that order it after everything submitted before (the host's and the
+    // previous chunk's writes) and make its writes visible to what follows.
+    Status record_chunk(const std::vector<Tensor *> & nodes, size_t from, size_t to, int slot) {
+        VkCommandBuffer cb = cb_[slot];
+        VkResult r = fn.ResetCommandBuffer(cb, 0);
         VkCommandBufferBeginInfo bi{};
         bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
         bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-        if (r == VK_SUCCESS) r = fn.BeginCommandBuffer(cb_, &bi);
+        if (r == VK_SUCCESS) r = fn.BeginCommandBuffer(cb, &bi);
         if (r != VK_SUCCESS) return vk_error(r, "starting a command buffer");
-        global_barrier(cb_, kAllStages, kAllWrites, kAllStages, kAllAccess);
-        for (Tensor * t : nodes) SDGO_TRY(record(t));
-        global_barrier(cb_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, kAllStages, kAllAccess);
-        r = fn.EndCommandBuffer(cb_);
+        global_barrier(cb, kAllStages, kAllWrites, kAllStages, kAllAccess);
+        for (size_t i = from; i < to; i++) SDGO_TRY(record(cb, nodes[i]));
+        global_barrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT, kAllStages, kAllAccess);
+        r = fn.EndCommandBuffer(cb);
         if (r != VK_SUCCESS) return vk_error(r, "vkEndCommandBuffer");
-        return dev_->submit_and_wait(cb_, fence_, "running a graph");
+        return Status();
     }
 
 private:
@@ -523,7 +564,7 @@ private:
 
     // Records node: its descriptor set, push constants, dispatch, and a
     // barrier that makes its writes visible to the nodes after it.
-    Status record(const Tensor * node) {
+    Status record(VkCommandBuffer cb, const Tensor * node) {
         Dispatch dp;
         if (!plan(node, &dp))
             return error(SDGO_ERR_UNSUPPORTED, "vulkan: op %s is not supported", op_name(node->op));
@@ -577,19 +618,20 @@ private:
         }
         fn.UpdateDescriptorSets(d, static_cast<uint32_t>(dp.n_bind), w, 0, nullptr);
 
-        fn.CmdBindPipeline(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->pipeline);
-        fn.CmdBindDescriptorSets(cb_, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->layout, 0, 1, &set, 0, nullptr);
-        fn.CmdPushConstants(cb_, pipe->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, dp.push_words * 4, dp.push);
-        fn.CmdDispatch(cb_, dp.groups[0], dp.groups[1], dp.groups[2]);
-        global_barrier(cb_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+        fn.CmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->pipeline);
+        fn.CmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->layout, 0, 1, &set, 0, nullptr);
+        fn.CmdPushConstants(cb, pipe->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, dp.push_words * 4, dp.push);
+        fn.CmdDispatch(cb, dp.groups[0], dp.groups[1], dp.groups[2]);
+        global_barrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
                        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
         return Status();
     }
 
     VulkanDevice * dev_;
     VkCommandPool cpool_ = VK_NULL_HANDLE;
-    VkCommandBuffer cb_ = VK_NULL_HANDLE;
-    VkFence fence_ = VK_NULL_HANDLE;
+    VkCommandBuffer cb_[2] = {VK_NULL_HANDLE, VK_NULL_HANDLE};
+    VkFence fence_[2] = {VK_NULL_HANDLE, VK_NULL_HANDLE};
+    bool busy_[2] = {false, false};
     VkDescriptorPool dpool_ = VK_NULL_HANDLE;
     size_t pool_sets_ = 0;
 };

@@ -46,6 +46,9 @@ Device * VulkanBuffer::device() const { return dev_; }
 
 namespace {
 
+const char * const kMemoryHint =
+    "try a smaller image or batch, --vae-tiling on, a quantized model (--type q8_0 or q4_0), or --backend cpu";
+
 DeviceType device_type(VkPhysicalDeviceType t) {
     switch (t) {
         case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return DeviceType::gpu_discrete;
@@ -174,8 +177,8 @@ Status VulkanDevice::alloc_buffer(size_t size, std::unique_ptr<Buffer> * out) {
     const size_t n = std::max<size_t>((size + kAlignment - 1) & ~(kAlignment - 1), kAlignment);
     if (n < size || n > limits_.max_allocation)
         return error(SDGO_ERR_OUT_OF_MEMORY,
-                     "vulkan: a buffer of %zu bytes exceeds %s's largest allocation (%llu bytes)", size,
-                     info_.name.c_str(), (unsigned long long)limits_.max_allocation);
+                     "vulkan: a buffer of %zu bytes exceeds %s's largest allocation (%llu bytes); %s", size,
+                     info_.name.c_str(), (unsigned long long)limits_.max_allocation, kMemoryHint);
     VkBufferCreateInfo bi{};
     bi.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO;
     bi.size = n;
@@ -206,8 +209,8 @@ Status VulkanDevice::alloc_buffer(size_t size, std::unique_ptr<Buffer> * out) {
     VkResult r = fn.AllocateMemory(dev_, &mi, nullptr, &mem);
     if (r != VK_SUCCESS) {
         fn.DestroyBuffer(dev_, buf, nullptr);
-        return error(SDGO_ERR_OUT_OF_MEMORY, "vulkan: cannot allocate %zu bytes on %s (%s)", size,
-                     info_.name.c_str(), result_name(r));
+        return error(SDGO_ERR_OUT_OF_MEMORY, "vulkan: cannot allocate %zu bytes on %s (%s); %s", size,
+                     info_.name.c_str(), result_name(r), kMemoryHint);
     }
     r = fn.BindBufferMemory(dev_, buf, mem, 0);
     void * mapped = nullptr;
@@ -306,15 +309,23 @@ Status VulkanDevice::copy(VulkanBuffer * b, size_t offset, void * host, size_t n
 }
 
 Status VulkanDevice::submit_and_wait(VkCommandBuffer cb, VkFence fence, const char * what) {
+    SDGO_TRY(submit(cb, fence, what));
+    return wait(fence, what);
+}
+
+Status VulkanDevice::submit(VkCommandBuffer cb, VkFence fence, const char * what) {
+    (void)what;
     VK_TRY(fn.ResetFences(dev_, 1, &fence), "vkResetFences");
     VkSubmitInfo si{};
     si.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
     si.commandBufferCount = 1;
     si.pCommandBuffers = &cb;
-    {
-        std::lock_guard<std::mutex> lock(queue_mu_);
-        VK_TRY(fn.QueueSubmit(queue_, 1, &si, fence), "vkQueueSubmit");
-    }
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    VK_TRY(fn.QueueSubmit(queue_, 1, &si, fence), "vkQueueSubmit");
+    return Status();
+}
+
+Status VulkanDevice::wait(VkFence fence, const char * what) {
     for (;;) {
         const VkResult r = fn.WaitForFences(dev_, 1, &fence, VK_TRUE, 1000000000ull);
         if (r == VK_SUCCESS) return Status();

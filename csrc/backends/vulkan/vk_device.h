@@ -77,6 +77,9 @@ public:
     Status pipeline(const char * shader, int n_bindings, const Pipeline ** out);
     // Submits one command buffer and waits for it (thread-safe).
     Status submit_and_wait(VkCommandBuffer cb, VkFence fence, const char * what);
+    // The two halves: submit signalling `fence`, and wait for a fence.
+    Status submit(VkCommandBuffer cb, VkFence fence, const char * what);
+    Status wait(VkFence fence, const char * what);
 
 private:
     VulkanDevice() = default;

@@ -91,6 +91,7 @@ bool load_instance(VkInstance inst, std::string * why) {
     get(fn.ResetCommandPool, "vkResetCommandPool");
     get(fn.AllocateCommandBuffers, "vkAllocateCommandBuffers");
     get(fn.BeginCommandBuffer, "vkBeginCommandBuffer");
+    get(fn.ResetCommandBuffer, "vkResetCommandBuffer");
     get(fn.EndCommandBuffer, "vkEndCommandBuffer");
     get(fn.CmdBindPipeline, "vkCmdBindPipeline");
     get(fn.CmdBindDescriptorSets, "vkCmdBindDescriptorSets");

@@ -58,6 +58,7 @@ struct Fns {
     PFN_vkResetCommandPool ResetCommandPool = nullptr;
     PFN_vkAllocateCommandBuffers AllocateCommandBuffers = nullptr;
     PFN_vkBeginCommandBuffer BeginCommandBuffer = nullptr;
+    PFN_vkResetCommandBuffer ResetCommandBuffer = nullptr;
     PFN_vkEndCommandBuffer EndCommandBuffer = nullptr;
     PFN_vkCmdBindPipeline CmdBindPipeline = nullptr;
     PFN_vkCmdBindDescriptorSets CmdBindDescriptorSets = nullptr;
