@@ -32,8 +32,10 @@ type ModelOptions struct {
 	// 2.x 768-v checkpoints, which carry no marker, need "v"). "" detects it.
 	Prediction string
 	// Backend is "cpu" (the default, also for ""), "auto" (the first
-	// discrete GPU, then an integrated one, then the CPU) or a backend
-	// SystemInfo lists. Device picks a device of that backend (0 first).
+	// discrete GPU, then an integrated one, then the CPU; a GPU that runs
+	// out of memory or fails while loading is logged and the CPU used
+	// instead) or a backend SystemInfo lists, which never falls back.
+	// Device picks a device of that backend (0 first).
 	Backend string
 	Device  int
 	// Threads is the number of worker threads of each session; <= 0 means

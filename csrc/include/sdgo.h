@@ -284,7 +284,9 @@ enum sdgo_model_option_key {
                                         epsilon when nothing tells, e.g. an SD 2.x checkpoint);
                                         "epsilon" or "v" overrides (SD 2.x 768-v checkpoints need "v") */
     SDGO_MODEL_BACKEND         = 5,  /* "cpu" (default), "auto" (the first discrete GPU, then an integrated
-                                        one, then the CPU) or a backend sdgo_context_system_info lists */
+                                        one, then the CPU; a GPU that runs out of memory or fails while
+                                        loading is logged and the CPU used instead) or a backend
+                                        sdgo_context_system_info lists (never falls back) */
     SDGO_MODEL_CODE_PATH       = 6,  /* the CPU code path of sessions: "" or "auto" (the best), "avx512",
                                         "avx2", "neon", "scalar" (SDGO_CODE_PATH sets it too) */
     SDGO_MODEL_WEIGHT_PLAN     = 7,  /* tensors to convert at load, one "NAME=TYPE" line each (canonical

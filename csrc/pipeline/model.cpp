@@ -142,6 +142,21 @@ Status Model::record_weights() {
 
 Status Model::load(const ModelOptions & opt, std::unique_ptr<Model> * out) {
     out->reset();
+    Device * dev = opt.device_override;
+    if (!dev) SDGO_TRY(backends::find_device(opt.backend, opt.device, &dev));
+    Status st = load_on(opt, dev, out);
+    const bool automatic = opt.backend.empty() || opt.backend == "auto";
+    const bool device_fault = st.code() == SDGO_ERR_OUT_OF_MEMORY || st.code() == SDGO_ERR_INTERNAL;
+    Device * cpu = nullptr;
+    if (st.ok() || !automatic || !device_fault || !backends::find_device("cpu", 0, &cpu).ok() || dev == cpu)
+        return st;
+    SDGO_LOG_W("%s %s cannot take the model (%s); loading it on the CPU", dev->info().backend.c_str(),
+               dev->info().name.c_str(), st.message().c_str());
+    return load_on(opt, cpu, out);
+}
+
+Status Model::load_on(const ModelOptions & opt, Device * dev, std::unique_ptr<Model> * out) {
+    out->reset();
     if (opt.model_path.empty()) return error(SDGO_ERR_INVALID_ARGUMENT, "no model path given");
     if (!opt.weight_type.empty() && opt.weight_type != "f32")
         return error(SDGO_ERR_INVALID_ARGUMENT,
@@ -150,8 +165,7 @@ Status Model::load(const ModelOptions & opt, std::unique_ptr<Model> * out) {
                      opt.weight_type.c_str());
     std::unique_ptr<Model> p(new Model());
     p->opt_ = opt;
-    if (opt.device_override) p->device_ = opt.device_override;
-    else SDGO_TRY(backends::find_device(opt.backend, opt.device, &p->device_));
+    p->device_ = dev;
     model::WeightOptions wopt;
     wopt.force_f32 = opt.weight_type == "f32";
 

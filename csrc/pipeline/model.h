@@ -74,6 +74,10 @@ struct ModelSummary {
 
 class Model {
 public:
+    // Loads onto the device the options name. With backend "auto", a GPU
+    // that cannot take the model (out of memory, a driver error) is said in
+    // a warning and the model loads on the CPU; a named backend never falls
+    // back.
     static Status load(const ModelOptions & opt, std::unique_ptr<Model> * out);
     ~Model();
     Model(const Model &) = delete;
@@ -98,6 +102,7 @@ public:
     static const char * vae_prefix();
 
 private:
+    static Status load_on(const ModelOptions & opt, Device * dev, std::unique_ptr<Model> * out);
     Model();
     Status record_weights();
 

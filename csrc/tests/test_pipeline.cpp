@@ -588,6 +588,39 @@ TEST(vae_tiling_automatic_when_the_decode_does_not_fit) {
     l.session.reset();
     l.model.reset();
 }
+
+// A Vulkan device whose largest buffer (64 KiB) cannot hold some of the tiny
+// model's weights: named, it fails with the sizes and what to try; under
+// "auto" the model loads on the CPU instead and generates the CPU's image.
+TEST(auto_backend_falls_back_to_the_cpu_at_load) {
+    std::string why;
+    if (vk::devices(&why).empty()) {
+        std::printf("  no Vulkan device (%s): skipped\n", why.c_str());
+        return;
+    }
+    vk::DeviceOptions opt;
+    opt.max_allocation = 64 << 10;
+    std::unique_ptr<Device> dev;
+    REQUIRE(vk::make_device(0, opt, &dev).ok());
+    ModelOptions o;
+    o.model_path = testing::source_path(kModel);
+    o.n_threads = 2;
+    o.device_override = dev.get();
+    o.backend = "vulkan";
+    Loaded named;
+    Status st = load(o, &named);
+    std::printf("  expected error: %s\n", st.message().c_str());
+    CHECK_EQ(st.code(), SDGO_ERR_OUT_OF_MEMORY);
+    CHECK(st.message().find("--vae-tiling") != std::string::npos);
+    o.backend = "auto";
+    Loaded fallback;
+    REQUIRE(load(o, &fallback).ok());
+    CHECK_EQ(fallback.model->summary().backend, std::string("cpu"));
+    Result res, want;
+    REQUIRE(fallback.session->generate(base_request(), Hooks(), &res).ok());
+    REQUIRE(get_model(kModel)->generate(base_request(), Hooks(), &want).ok());
+    CHECK(res.rgb == want.rgb);
+}
 #endif
 
 TEST(load_errors) {
@@ -648,6 +681,10 @@ TEST(prediction_override) {
     CHECK_EQ(Model::load(o, &m).code(), SDGO_ERR_UNSUPPORTED);
 }
 
+// Every weight type at load, on every device: against diffusers' f32
+// latents (the tolerance grows with the quantization), and other devices
+// against the CPU with the same weights (the same dequantized values, so
+// only the order of f32 sums differs: within 1e-4 relative).
 TEST(weight_types_at_load) {
     Request r = base_request();
     r.compat = Compat::diffusers;
@@ -657,27 +694,40 @@ TEST(weight_types_at_load) {
         double tol;
     };
     for (const Case & c : {Case{"f32", 1e-3}, Case{"f16", 1e-3}, Case{"q8_0", 0.05}, Case{"q4_0", 0.5}}) {
-        ModelOptions o;
-        o.model_path = testing::source_path(kModel);
-        o.n_threads = 2;
-        if (std::string(c.type) == "f32") o.weight_type = c.type;
-        else o.weight_plan = simple_plan(o.model_path, c.type);
-        Loaded l;
-        Status st = load(o, &l);
-        if (!st.ok()) std::fprintf(stderr, "%s: %s\n", c.type, st.message().c_str());
-        REQUIRE(st.ok());
-        Result res;
-        st = l.session->generate(r, Hooks(), &res);
-        if (!st.ok()) std::fprintf(stderr, "%s: %s\n", c.type, st.message().c_str());
-        REQUIRE(st.ok());
-        const double e = rel_err(res.latents, want);
-        std::printf("  weights %-5s latent rel err vs diffusers f32: %.3g\n", c.type, e);
-        CHECK(e < c.tol);
-        // the tiny weights are f16 values: f32 and f16 are exact, the block types are not
-        if (std::string(c.type) == "q8_0" || std::string(c.type) == "q4_0") CHECK(e > 1e-5);
+        std::vector<float> cpu_latents;
+        for (Device * dev : backends::all_devices()) {
+            ModelOptions o;
+            o.model_path = testing::source_path(kModel);
+            o.n_threads = 2;
+            o.backend = dev->info().backend;
+            o.device = dev->info().index;
+            if (std::string(c.type) == "f32") o.weight_type = c.type;
+            else o.weight_plan = simple_plan(o.model_path, c.type);
+            Loaded l;
+            Status st = load(o, &l);
+            if (!st.ok()) std::fprintf(stderr, "%s: %s\n", c.type, st.message().c_str());
+            REQUIRE(st.ok());
+            Result res;
+            st = l.session->generate(r, Hooks(), &res);
+            if (!st.ok()) std::fprintf(stderr, "%s: %s\n", c.type, st.message().c_str());
+            REQUIRE(st.ok());
+            const double e = rel_err(res.latents, want);
+            std::printf("  weights %-5s [%s:%d] latent rel err vs diffusers f32: %.3g", c.type,
+                        dev->info().backend.c_str(), dev->info().index, e);
+            CHECK(e < c.tol);
+            // the tiny weights are f16 values: f32 and f16 are exact, the block types are not
+            if (std::string(c.type) == "q8_0" || std::string(c.type) == "q4_0") CHECK(e > 1e-5);
+            if (dev == cpu::device()) {
+                cpu_latents = res.latents;
+            } else {
+                const double ec = rel_err(res.latents, cpu_latents);
+                std::printf(", vs the CPU with the same weights: %.3g", ec);
+                CHECK(ec < 1e-4);
+            }
+            std::printf("\n");
+        }
     }
 }
-
 
 // ---- the C ABI (sdgo.h "Models, sessions and generation") ----
 

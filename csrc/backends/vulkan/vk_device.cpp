@@ -97,6 +97,7 @@ Status VulkanDevice::init(VkPhysicalDevice pd, int index, const DeviceOptions & 
     if (opt.max_storage_range) limits_.max_storage_range = std::min<uint64_t>(limits_.max_storage_range, opt.max_storage_range);
     limits_.storage_align = std::max<uint64_t>(p.limits.minStorageBufferOffsetAlignment, 4);
     limits_.max_allocation = m3.maxMemoryAllocationSize ? m3.maxMemoryAllocationSize : (uint64_t(1) << 31);
+    if (opt.max_allocation) limits_.max_allocation = std::min<uint64_t>(limits_.max_allocation, opt.max_allocation);
     limits_.max_groups_x = p.limits.maxComputeWorkGroupCount[0];
     if (p.limits.maxPushConstantsSize < kPushBytes)
         return error(SDGO_ERR_UNSUPPORTED, "vulkan: %s offers %u bytes of push constants; %u are needed",

@@ -32,6 +32,8 @@ struct DeviceOptions {
     // When non-zero, a smaller maxStorageBufferRange than the driver's, so
     // that tests can meet the limit of a real card at small sizes.
     uint64_t max_storage_range = 0;
+    // The same for maxMemoryAllocationSize (the largest buffer).
+    uint64_t max_allocation = 0;
 };
 
 // The Vulkan devices of this machine, created once (thread-safe). Empty with
