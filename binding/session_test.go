@@ -208,3 +208,40 @@ func TestCatalogAndDefaults(t *testing.T) {
 		t.Fatalf("seeds %v (want the second to wrap)", res.Seeds)
 	}
 }
+
+// With one session busy, a second request waits its turn; canceling its
+// context while it waits returns at once with the context's error, and a
+// third request that waits without a deadline runs when the session frees.
+func TestWaitingRequestHonoursItsContext(t *testing.T) {
+	m := loadTiny(t, tinyModel)
+	started := make(chan struct{})
+	var once sync.Once
+	long := tinyRequest()
+	long.Steps = 60
+	long.Progress = func(Progress) { once.Do(func() { close(started) }) }
+	first := make(chan error, 1)
+	go func() { _, err := m.Generate(context.Background(), long); first <- err }()
+	<-started
+
+	ctx, cancel := context.WithCancel(context.Background())
+	waiting := make(chan error, 1)
+	go func() { _, err := m.Generate(ctx, tinyRequest()); waiting <- err }()
+	third := make(chan error, 1)
+	go func() { _, err := m.Generate(context.Background(), tinyRequest()); third <- err }()
+	time.Sleep(20 * time.Millisecond) // both queue for the one session
+	cancel()
+	select {
+	case err := <-waiting:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("canceled waiter: %v", err)
+		}
+	case <-first:
+		t.Fatal("the first generation finished before the canceled waiter returned")
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-third; err != nil {
+		t.Fatalf("the patient waiter: %v", err)
+	}
+}

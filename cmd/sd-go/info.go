@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 
@@ -80,9 +79,9 @@ func infoAction(c *cli.Context) error {
 // handled = false when path is not an image, so that the caller treats it
 // as a model file.
 func imageInfo(w io.Writer, path string, asJSON bool) (handled bool, err error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
-		return false, nil // let the model reader report it
+		return false, nil // a folder, or nothing: let the model reader report it
 	}
 	defer f.Close()
 	head := make([]byte, 8)
@@ -91,9 +90,18 @@ func imageInfo(w io.Writer, path string, asJSON bool) (handled bool, err error) 
 	if !bytes.HasPrefix(head, []byte("\x89PNG\r\n\x1a\n")) && !bytes.HasPrefix(head, []byte{0xFF, 0xD8}) {
 		return false, nil
 	}
-	b, err := os.ReadFile(path)
+	// Image files are read whole: bound them (a 16384x16384 PNG is far
+	// smaller than this).
+	const maxImageFile = 256 << 20
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return true, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxImageFile+1))
 	if err != nil {
 		return true, err
+	}
+	if len(b) > maxImageFile {
+		return true, fmt.Errorf("info: %s is larger than %d MiB", path, maxImageFile>>20)
 	}
 	params, err := readParameters(b)
 	if err != nil {

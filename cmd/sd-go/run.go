@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -149,14 +150,19 @@ func runAction(c *cli.Context) error {
 		if c.IsSet("prompt") {
 			return usagef("give either --prompt or --prompt-file, not both")
 		}
-		b, err := os.ReadFile(pf)
+		p, err := readPromptFile(pf)
 		if err != nil {
 			return fmt.Errorf("prompt file: %w", err)
 		}
-		prompt = strings.TrimRight(string(b), "\r\n")
+		prompt = p
 	}
 	if c.Bool("quiet") && c.Bool("verbose") {
 		return usagef("--quiet and --verbose exclude each other")
+	}
+	// More threads than cores only slow the work down (and a huge count
+	// exhausts memory): at most four per logical core.
+	if th, most := c.Int("threads"), 4*runtime.NumCPU(); th < 0 || th > most {
+		return usagef("--threads must be from 0 (one per physical core) to %d (4 per logical core here), got %d", most, th)
 	}
 	batch := intOr(c, "batch-count", def.BatchCount)
 	if batch < 1 {
@@ -217,7 +223,7 @@ func runAction(c *cli.Context) error {
 		return usagef("--seed must be >= 0 or -1 (random), got %d", req.Seed)
 	}
 	if p := c.String("init-img"); p != "" {
-		img, err := readImage(p)
+		img, err := readImage(p, cat.Limits.MaxSide)
 		if err != nil {
 			return fmt.Errorf("init image: %w", err)
 		}
@@ -233,7 +239,7 @@ func runAction(c *cli.Context) error {
 		return usagef("--strength needs --init-img")
 	}
 	if p := c.String("mask"); p != "" {
-		img, err := readImage(p)
+		img, err := readImage(p, cat.Limits.MaxSide)
 		if err != nil {
 			return fmt.Errorf("mask: %w", err)
 		}
@@ -353,17 +359,63 @@ func outputPaths(pattern string, n int) ([]string, error) {
 	return out, nil
 }
 
-func readImage(path string) (image.Image, error) {
-	f, err := os.Open(path)
+// readImage decodes a PNG or JPEG whose declared size is at most maxSide
+// on each side; the size is read from the header first, so that a small
+// file claiming a huge picture is refused before anything is allocated.
+func readImage(path string, maxSide int) (image.Image, error) {
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	cfg, _, err := image.DecodeConfig(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > maxSide || cfg.Height > maxSide {
+		return nil, fmt.Errorf("%s: the image claims %dx%d pixels; at most %d on a side", path, cfg.Width, cfg.Height, maxSide)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
 	img, _, err := image.Decode(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return img, nil
+}
+
+// openRegular opens a regular file for reading; a FIFO, device or socket is
+// refused without blocking.
+func openRegular(path string) (*os.File, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return os.Open(path)
+}
+
+// maxPromptFile bounds what --prompt-file reads (A1111 prompts are a few KB;
+// the engine refuses more than 64 chunks of 75 tokens anyway).
+const maxPromptFile = 1 << 20
+
+func readPromptFile(path string) (string, error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPromptFile+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > maxPromptFile {
+		return "", fmt.Errorf("%s is larger than %d KiB", path, maxPromptFile>>10)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 // A1111's sampler names ("PNG Info" reads them back).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/png"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -428,5 +430,76 @@ func TestRunVAETiling(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "bad.png")); err == nil {
 			t.Errorf("%v: wrote an image", bad)
 		}
+	}
+}
+
+// bombPNG is a valid 1x1 PNG whose header claims w x h pixels (the IHDR CRC
+// fixed up), as a decompression bomb would.
+func bombPNG(t *testing.T, path string, w, h uint32) {
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 1, 1))); err != nil {
+		t.Fatal(err)
+	}
+	p := b.Bytes()
+	// signature (8), IHDR length (4), "IHDR" (4), width, height, ...
+	binary.BigEndian.PutUint32(p[16:], w)
+	binary.BigEndian.PutUint32(p[20:], h)
+	binary.BigEndian.PutUint32(p[29:], crc32.ChecksumIEEE(p[12:29]))
+	if err := os.WriteFile(path, p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Hostile and careless inputs give a clear error and no output, never a
+// runtime abort or a hang: images claiming huge sizes, unbounded or
+// non-regular prompt files, a FIFO as the model, absurd thread counts.
+func TestRunRefusesHostileInputs(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.png")
+	bomb := filepath.Join(dir, "bomb.png")
+	bombPNG(t, bomb, 50000, 50000)
+	init, _ := testImages(t, dir, 32)
+	big := filepath.Join(dir, "big.txt")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("cat, "), 300000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "model.safetensors")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bomb as init image", tinyArgs(out, "-i", bomb), "claims 50000x50000"},
+		{"bomb as mask", tinyArgs(out, "-i", init, "--mask", bomb), "claims 50000x50000"},
+		{"prompt file of 1.5 MB", []string{"run", "-m", tinyModel, "--prompt-file", big, "-o", out}, "larger than"},
+		{"prompt file /dev/zero", []string{"run", "-m", tinyModel, "--prompt-file", "/dev/zero", "-o", out}, "not a regular file"},
+		{"FIFO as the model", []string{"run", "-m", fifo, "-p", "cat", "-W", "32", "-H", "32", "-o", out}, "not a regular file"},
+		{"threads 100000", tinyArgs(out, "-t", "100000"), "--threads"},
+		{"threads -3", tinyArgs(out, "-t", "-3"), "--threads"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			done := make(chan struct{})
+			var code int
+			var errs string
+			go func() {
+				defer close(done)
+				code, _, errs = runCLI(t, c.args...)
+			}()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("still running after 30 s")
+			}
+			if code == exitOK || !strings.Contains(errs, c.want) {
+				t.Fatalf("exit %d, stderr %q (want %q)", code, errs, c.want)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Fatal("wrote an output image")
+			}
+		})
 	}
 }

@@ -12,8 +12,13 @@ MappedFile::~MappedFile() {
     if (mapped_ && data_ && size_ > 0) munmap(const_cast<uint8_t *>(data_), size_);
 }
 
-Status MappedFile::open(const std::string & path, std::shared_ptr<MappedFile> * out) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+namespace {
+
+// Opens path read-only without blocking (O_NONBLOCK: opening a FIFO for
+// reading would otherwise wait for a writer, deaf to signals) and checks that
+// it is a regular file; for those O_NONBLOCK changes nothing.
+Status open_regular_fd(const std::string & path, int * fd_out, off_t * size) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return error(SDGO_ERR_IO, "%s: cannot open: %s", path.c_str(), strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -25,6 +30,34 @@ Status MappedFile::open(const std::string & path, std::shared_ptr<MappedFile> * 
         ::close(fd);
         return error(SDGO_ERR_IO, "%s: not a regular file", path.c_str());
     }
+    *fd_out = fd;
+    *size = st.st_size;
+    return Status();
+}
+
+}  // namespace
+
+Status open_regular_file(const std::string & path, FILE ** out) {
+    *out = nullptr;
+    int fd = -1;
+    off_t size = 0;
+    SDGO_TRY(open_regular_fd(path, &fd, &size));
+    FILE * f = fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        ::close(fd);
+        return error(SDGO_ERR_IO, "%s: cannot open: %s", path.c_str(), strerror(e));
+    }
+    *out = f;
+    return Status();
+}
+
+Status MappedFile::open(const std::string & path, std::shared_ptr<MappedFile> * out) {
+    int fd = -1;
+    off_t fsize = 0;
+    SDGO_TRY(open_regular_fd(path, &fd, &fsize));
+    struct stat st;
+    st.st_size = fsize;
     std::shared_ptr<MappedFile> mf(new MappedFile());
     mf->path_ = path;
     mf->size_ = (size_t)st.st_size;

@@ -9,12 +9,18 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <cstdio>
 #include <memory>
 #include <string>
 
 #include "base/status.h"
 
 namespace sdgo::formats {
+
+// Opens a regular file for reading as a stdio stream. The open itself never
+// blocks (a FIFO, a device or a socket is refused before anything is read),
+// and anything but a regular file gives SDGO_ERR_IO naming the path.
+Status open_regular_file(const std::string & path, FILE ** out);
 
 class MappedFile {
 public:

@@ -229,8 +229,8 @@ constexpr const char * kEmbedComponents[] = {"unet", "vae", "text_encoder", "tex
 constexpr size_t kMaxEmbeddedText = size_t(64) << 20;
 
 Status read_text_file(const std::string & path, std::string * out) {
-    FILE * f = std::fopen(path.c_str(), "rb");
-    if (!f) return error(SDGO_ERR_IO, "cannot open %s", path.c_str());
+    FILE * f = nullptr;
+    SDGO_TRY(formats::open_regular_file(path, &f));
     out->clear();
     char buf[1 << 16];
     size_t n;

@@ -13,6 +13,7 @@
 
 #include "formats/gguf.h"
 #include "formats/json.h"
+#include "formats/mapped_file.h"
 #include "formats/pickle.h"
 #include "formats/safetensors.h"
 #include "formats/torch_file.h"
@@ -156,6 +157,34 @@ std::vector<float> dequant_q8_0(const TensorEntry & t) {
 }  // namespace
 
 // ---------------------------------------------------------------- JSON ----
+
+// A FIFO (or any non-regular file) given as a model, a shard or a config is
+// refused at once: opening a FIFO for reading would otherwise wait forever
+// for a writer.
+TEST(fifo_is_refused_without_blocking) {
+    char dir[] = "/tmp/sdgo_fifo_XXXXXX";
+    REQUIRE(mkdtemp(dir) != nullptr);
+    const std::string fifo = std::string(dir) + "/model.safetensors";
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    std::shared_ptr<MappedFile> mf;
+    Status st = MappedFile::open(fifo, &mf);
+    CHECK_EQ(st.code(), SDGO_ERR_IO);
+    CHECK(st.message().find("not a regular file") != std::string::npos);
+    FILE * f = nullptr;
+    CHECK_EQ(open_regular_file(fifo, &f).code(), SDGO_ERR_IO);
+    CHECK(f == nullptr);
+    model::LoadedModel lm;
+    CHECK(!model::load_model(fifo, &lm).ok());
+    // a diffusers folder whose config is a FIFO
+    const std::string folder = std::string(dir) + "/unet";
+    REQUIRE(mkdir(folder.c_str(), 0700) == 0);
+    REQUIRE(mkfifo((folder + "/config.json").c_str(), 0600) == 0);
+    CHECK(!model::load_model(folder, &lm).ok());
+    unlink((folder + "/config.json").c_str());
+    rmdir(folder.c_str());
+    unlink(fifo.c_str());
+    rmdir(dir);
+}
 
 TEST(json_parses_values_strictly) {
     Json j;

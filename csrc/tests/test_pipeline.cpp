@@ -774,6 +774,7 @@ TEST(c_abi_load_options) {
     CHECK_EQ(sdgo_model_options_set_str(o, SDGO_MODEL_THREADS, "2"), SDGO_ERR_INVALID_ARGUMENT);
     CHECK_EQ(sdgo_model_options_set_i64(o, SDGO_MODEL_THREADS, 100000), SDGO_ERR_INVALID_ARGUMENT);
     CHECK_EQ(sdgo_model_options_set_str(o, 999, "x"), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK(std::string(sdgo_model_options_error(o)).find("999") != std::string::npos);  // names the key
     char err[256] = {0};
     sdgo_model * m = nullptr;
     CHECK_EQ(sdgo_model_load(o, &m, err, sizeof err), SDGO_ERR_INVALID_ARGUMENT);  // no path

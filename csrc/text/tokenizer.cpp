@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "formats/json.h"
+#include "formats/mapped_file.h"
 #include "text/clip_merges_data.h"
 #include "text/unicode.h"
 #include "util/inflate.h"
@@ -194,8 +195,8 @@ std::vector<std::string> lines_of(const char * data, size_t len) {
 }
 
 Status read_file(const std::string & path, std::string * out) {
-    FILE * f = std::fopen(path.c_str(), "rb");
-    if (!f) return error(SDGO_ERR_IO, "cannot open %s", path.c_str());
+    FILE * f = nullptr;
+    SDGO_TRY(formats::open_regular_file(path, &f));
     out->clear();
     char buf[1 << 16];
     size_t n;
@@ -311,8 +312,8 @@ Status ClipTokenizer::load_vocab_merges_files(const std::string & vocab_json_pat
 namespace {
 
 bool file_exists(const std::string & path) {
-    FILE * f = std::fopen(path.c_str(), "rb");
-    if (!f) return false;
+    FILE * f = nullptr;
+    if (!formats::open_regular_file(path, &f).ok()) return false;
     std::fclose(f);
     return true;
 }
