@@ -99,13 +99,22 @@ func TestInfoBadInput(t *testing.T) {
 	}
 }
 
+// writeImage encodes img (PNG or JPEG by the extension, with params) to path.
+func writeImage(path string, img image.Image, params string) error {
+	data, err := encodeImage(path, img, params)
+	if err != nil {
+		return err
+	}
+	return writeAllOrNothing([]string{path}, [][]byte{data})
+}
+
 func TestInfoPrintsImageParameters(t *testing.T) {
 	img := image.NewNRGBA(image.Rect(0, 0, 8, 8))
 	params := "a cat, (fluffy:1.2)\nNegative prompt: blurry\nSteps: 4, Sampler: Euler, CFG scale: 7, Seed: 9, Size: 8x8"
 	dir := t.TempDir()
 	for _, name := range []string{"a.png", "a.jpg"} {
 		path := filepath.Join(dir, name)
-		if err := writeImageAtomic(path, img, params); err != nil {
+		if err := writeImage(path, img, params); err != nil {
 			t.Fatal(err)
 		}
 		code, out, errs := runCLI(t, "info", path)
@@ -120,7 +129,7 @@ func TestInfoPrintsImageParameters(t *testing.T) {
 	}
 	// An image without parameters is a runtime failure, not a model error.
 	bare := filepath.Join(dir, "bare.png")
-	if err := writeImageAtomic(bare, img, ""); err != nil {
+	if err := writeImage(bare, img, ""); err != nil {
 		t.Fatal(err)
 	}
 	code, _, errs := runCLI(t, "info", bare)

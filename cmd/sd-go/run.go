@@ -182,12 +182,8 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	for _, o := range outputs {
-		dir := filepath.Dir(o)
-		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			return fmt.Errorf("output folder %s does not exist", dir)
-		}
-		if err := checkWritable(dir); err != nil {
-			return fmt.Errorf("cannot write into %s: %w", dir, err)
+		if err := checkOutputPath(o); err != nil {
+			return err
 		}
 	}
 
@@ -321,17 +317,108 @@ func runAction(c *cli.Context) error {
 	lg.printf("generated %d image(s) in %.1fs", len(res.Images), time.Since(sampleStart).Seconds())
 
 	modelName := strings.TrimSuffix(filepath.Base(modelPath), filepath.Ext(modelPath))
+	files := make([][]byte, len(res.Images))
 	for i, img := range res.Images {
 		var params string
 		if !c.Bool("no-metadata") {
 			params = a1111Parameters(res.Params, res.Seeds[i], modelName)
 		}
-		if err := writeImageAtomic(outputs[i], img, params); err != nil {
+		if files[i], err = encodeImage(outputs[i], img, params); err != nil {
 			return err
 		}
-		lg.printf("wrote %s", outputs[i])
+	}
+	if err := writeAllOrNothing(outputs, files); err != nil {
+		return err
+	}
+	for _, o := range outputs {
+		lg.printf("wrote %s", o)
 	}
 	return nil
+}
+
+// checkOutputPath finds out before the (long) generation whether path can
+// be written: its folder exists and takes new files, and path itself is
+// absent or a writable regular file (not a folder, a symbolic link or a
+// read-only file, which would be silently replaced).
+func checkOutputPath(path string) error {
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("output folder %s does not exist", dir)
+	}
+	if err := checkWritable(dir); err != nil {
+		return fmt.Errorf("cannot write into %s: %w", dir, err)
+	}
+	st, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("output %s: %w", path, err)
+	case st.IsDir():
+		return fmt.Errorf("output %s is a folder; give a file name", path)
+	case st.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("output %s is a symbolic link; give the file it points to", path)
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("output %s is not a regular file", path)
+	case st.Mode().Perm()&0o200 == 0:
+		return fmt.Errorf("output %s exists and is read-only", path)
+	}
+	return nil
+}
+
+// writeAllOrNothing writes every file to a temp file beside its path, then
+// renames them all into place; on any failure it removes the temp files and
+// the images already renamed, so a batch appears whole or not at all.
+func writeAllOrNothing(paths []string, data [][]byte) error {
+	tmps := make([]string, len(paths))
+	cleanup := func() {
+		for _, t := range tmps {
+			if t != "" {
+				os.Remove(t)
+			}
+		}
+	}
+	for i, p := range paths {
+		t, err := writeTemp(filepath.Dir(p), data[i])
+		if err != nil {
+			cleanup()
+			return fmt.Errorf("cannot write %s: %w", p, err)
+		}
+		tmps[i] = t
+	}
+	for i, p := range paths {
+		if err := os.Rename(tmps[i], p); err != nil {
+			for j := 0; j < i; j++ {
+				os.Remove(paths[j])
+			}
+			tmps = tmps[i:]
+			cleanup()
+			return fmt.Errorf("cannot write %s: %w (no image of the batch was kept)", p, err)
+		}
+	}
+	return nil
+}
+
+// writeTemp writes data to a new temp file in dir (mode 0644) and returns
+// its name.
+func writeTemp(dir string, data []byte) (string, error) {
+	f, err := os.CreateTemp(dir, ".sd-go-*.tmp")
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(tmp, 0o644)
+	}
+	if werr != nil {
+		os.Remove(tmp)
+		return "", werr
+	}
+	return tmp, nil
 }
 
 // outputPaths expands a %d pattern (1-based image number); a batch without
@@ -579,8 +666,6 @@ func readParameters(b []byte) (string, error) {
 	return "", errors.New("not a PNG or JPEG file")
 }
 
-// writeImageAtomic encodes to a temp file beside path and renames it into
-// place, so no partial file is ever visible under path.
 // checkWritable finds out before the (long) generation whether files can
 // be created in dir, by creating and removing an empty temp file there.
 func checkWritable(dir string) error {
@@ -591,35 +676,6 @@ func checkWritable(dir string) error {
 	name := f.Name()
 	f.Close()
 	return os.Remove(name)
-}
-
-func writeImageAtomic(path string, img image.Image, params string) error {
-	data, err := encodeImage(path, img, params)
-	if err != nil {
-		return err
-	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".sd-go-*.tmp")
-	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp, 0o644)
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cannot write %s: %w", path, werr)
-	}
-	return nil
 }
 
 // The value of a flag the user set, else the engine's default (the flag's

@@ -503,3 +503,67 @@ func TestRunRefusesHostileInputs(t *testing.T) {
 		})
 	}
 }
+
+// Outputs that cannot or should not be written are refused before the
+// generation (a folder, a symbolic link, a read-only file), and a batch is
+// written whole or not at all.
+func TestRunOutputChecksAndAllOrNothing(t *testing.T) {
+	dir := t.TempDir()
+	folder := filepath.Join(dir, "folder.png")
+	if err := os.Mkdir(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.png")
+	if err := os.Symlink(filepath.Join(dir, "missing", "x.png"), link); err != nil {
+		t.Fatal(err)
+	}
+	ro := filepath.Join(dir, "ro.png")
+	if err := os.WriteFile(ro, []byte("old"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ out, want string }{
+		{folder, "is a folder"}, {link, "symbolic link"}, {ro, "read-only"},
+		// the second image of the batch would land on a folder
+		{filepath.Join(dir, "b_%d.png"), "is a folder"},
+	} {
+		if c.out == filepath.Join(dir, "b_%d.png") {
+			if err := os.Mkdir(filepath.Join(dir, "b_2.png"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		batch := "1"
+		if strings.Contains(c.out, "%d") {
+			batch = "2"
+		}
+		code, _, errs := runCLI(t, tinyArgs(c.out, "-b", batch)...)
+		if code == exitOK || !strings.Contains(errs, c.want) {
+			t.Errorf("%s: exit %d, stderr %q (want %q)", c.out, code, errs, c.want)
+		}
+		if strings.Contains(errs, "generated") {
+			t.Errorf("%s: refused only after generating", c.out)
+		}
+	}
+	if b, err := os.ReadFile(ro); err != nil || string(b) != "old" {
+		t.Fatalf("the read-only file was replaced: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b_1.png")); err == nil {
+		t.Fatal("the first image of a refused batch was written")
+	}
+	// writeAllOrNothing itself: a rename that fails removes what was written
+	good, bad := filepath.Join(dir, "w1.png"), filepath.Join(dir, "w2.png")
+	if err := os.Mkdir(bad, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bad, "keep"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeAllOrNothing([]string{good, bad}, [][]byte{[]byte("1"), []byte("2")}); err == nil {
+		t.Fatal("writing onto a non-empty folder succeeded")
+	}
+	if _, err := os.Stat(good); err == nil {
+		t.Fatal("the first file stayed behind")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".sd-go-*.tmp")); len(left) != 0 {
+		t.Fatalf("temp files left: %v", left)
+	}
+}

@@ -31,6 +31,33 @@ int64_t Json::int_or(const std::string & key, int64_t def) const {
     if (v && v->as_int64(&x)) return x;
     return def;
 }
+Status Json::int_in(const std::string & key, int64_t lo, int64_t hi, int64_t def, int64_t * out,
+                    const char * what) const {
+    const Json * v = get(key);
+    if (!v || v->kind == null_) {
+        *out = def;
+        return Status();
+    }
+    int64_t x = 0;
+    if (!v->as_int64(&x) || x < lo || x > hi)
+        return error(SDGO_ERR_FORMAT, "%s: %s must be an integer from %lld to %lld", what, key.c_str(), (long long)lo,
+                     (long long)hi);
+    *out = x;
+    return Status();
+}
+
+Status Json::num_in(const std::string & key, double lo, double hi, double def, double * out, const char * what) const {
+    const Json * v = get(key);
+    if (!v || v->kind == null_) {
+        *out = def;
+        return Status();
+    }
+    if (v->kind != number || !std::isfinite(v->num) || v->num < lo || v->num > hi)
+        return error(SDGO_ERR_FORMAT, "%s: %s must be a finite number from %g to %g", what, key.c_str(), lo, hi);
+    *out = v->num;
+    return Status();
+}
+
 double Json::num_or(const std::string & key, double def) const {
     const Json * v = get(key);
     return v && v->kind == number ? v->num : def;

@@ -36,6 +36,13 @@ struct Json {
     double num_or(const std::string & key, double def) const;
     std::string str_or(const std::string & key, const std::string & def) const;
     bool bool_or(const std::string & key, bool def) const;
+    // Configs from files are untrusted: the integer at key (def when absent
+    // or null) must lie in [lo, hi], the number at key must be finite and in
+    // [lo, hi]; otherwise an SDGO_ERR_FORMAT error names `what`, the key and
+    // the range.
+    Status int_in(const std::string & key, int64_t lo, int64_t hi, int64_t def, int64_t * out,
+                  const char * what) const;
+    Status num_in(const std::string & key, double lo, double hi, double def, double * out, const char * what) const;
 };
 
 // Parses `text` (len bytes). Errors are SDGO_ERR_FORMAT with the byte offset.

@@ -71,13 +71,22 @@ Status clip_config_from_weights(const formats::ModelFiles & w, const std::string
 
 Status clip_config_apply_json(const formats::Json & j, ClipConfig * cfg) {
     if (j.kind != formats::Json::object) return error(SDGO_ERR_FORMAT, "text encoder config: not a JSON object");
-    cfg->hidden = j.int_or("hidden_size", cfg->hidden);
-    cfg->layers = static_cast<int>(j.int_or("num_hidden_layers", cfg->layers));
-    cfg->heads = static_cast<int>(j.int_or("num_attention_heads", cfg->heads));
-    cfg->intermediate = j.int_or("intermediate_size", cfg->intermediate);
-    cfg->vocab = j.int_or("vocab_size", cfg->vocab);
-    cfg->max_positions = j.int_or("max_position_embeddings", cfg->max_positions);
-    cfg->eps = static_cast<float>(j.num_or("layer_norm_eps", cfg->eps));
+    // Bounds well past every real text encoder (CLIP-L: 12 layers of 768,
+    // OpenCLIP-bigG: 32 of 1280), so that a hostile config cannot multiply
+    // work or memory.
+    const char * what = "text encoder config";
+    int64_t layers = 0, heads = 0;
+    double eps = 0;
+    SDGO_TRY(j.int_in("hidden_size", 1, 16384, cfg->hidden, &cfg->hidden, what));
+    SDGO_TRY(j.int_in("num_hidden_layers", 1, 64, cfg->layers, &layers, what));
+    SDGO_TRY(j.int_in("num_attention_heads", 1, 256, cfg->heads, &heads, what));
+    SDGO_TRY(j.int_in("intermediate_size", 1, 65536, cfg->intermediate, &cfg->intermediate, what));
+    SDGO_TRY(j.int_in("vocab_size", 1, 1 << 20, cfg->vocab, &cfg->vocab, what));
+    SDGO_TRY(j.int_in("max_position_embeddings", 1, 4096, cfg->max_positions, &cfg->max_positions, what));
+    SDGO_TRY(j.num_in("layer_norm_eps", 1e-12, 1.0, cfg->eps, &eps, what));
+    cfg->layers = static_cast<int>(layers);
+    cfg->heads = static_cast<int>(heads);
+    cfg->eps = static_cast<float>(eps);
     const std::string act = j.str_or("hidden_act", "");
     if (act == "quick_gelu")
         cfg->act = ClipAct::quick_gelu;

@@ -100,27 +100,52 @@ Status unet_config_from_weights(const formats::ModelFiles & w, const std::string
     return Status();
 }
 
-static bool int_list(const formats::Json * j, std::vector<int> * out) {
+// A number or a list of at most 8 numbers (one per level), each an integer
+// in [lo, hi]. False when j is absent, null or not of that form; *bad is set
+// when it has the form but a value out of range.
+static bool int_list(const formats::Json * j, std::vector<int> * out, int64_t lo = 0, int64_t hi = 8192,
+                     bool * bad = nullptr) {
     if (!j) return false;
     out->clear();
-    if (j->kind == formats::Json::number) {
-        out->push_back(static_cast<int>(j->num));
+    auto take = [&](const formats::Json & v) {
+        int64_t x = 0;
+        if (!v.as_int64(&x) || x < lo || x > hi) {
+            if (bad) *bad = true;
+            return false;
+        }
+        out->push_back(static_cast<int>(x));
         return true;
-    }
-    if (j->kind != formats::Json::array) return false;
-    for (const auto & it : j->items) {
-        if (it.kind != formats::Json::number) return false;
-        out->push_back(static_cast<int>(it.num));
-    }
+    };
+    if (j->kind == formats::Json::number) return take(*j);
+    if (j->kind != formats::Json::array || j->items.size() > 8) return false;
+    for (const auto & it : j->items)
+        if (!take(it)) return false;
     return true;
+}
+
+// int_list, or an error naming the key when the value is out of [lo, hi].
+static Status bounded_list(const formats::Json & j, const char * key, int64_t lo, int64_t hi, std::vector<int> * out,
+                           bool * present) {
+    bool bad = false;
+    *present = int_list(j.get(key), out, lo, hi, &bad);
+    if (bad)
+        return error(SDGO_ERR_FORMAT, "unet config: %s must hold integers from %lld to %lld", key, (long long)lo,
+                     (long long)hi);
+    return Status();
 }
 
 Status unet_config_apply_json(const formats::Json & j, UNetConfig * cfg) {
     if (j.kind != formats::Json::object) return error(SDGO_ERR_FORMAT, "unet config: not a JSON object");
-    cfg->in_channels = j.int_or("in_channels", cfg->in_channels);
-    cfg->out_channels = j.int_or("out_channels", cfg->out_channels);
+    // Bounds well past every real U-Net (SDXL: 3 levels, up to 10
+    // transformer blocks, 20 heads), so that a hostile config cannot
+    // multiply work or memory.
+    const char * what = "unet config";
+    SDGO_TRY(j.int_in("in_channels", 1, 64, cfg->in_channels, &cfg->in_channels, what));
+    SDGO_TRY(j.int_in("out_channels", 1, 64, cfg->out_channels, &cfg->out_channels, what));
     std::vector<int> boc;
-    if (int_list(j.get("block_out_channels"), &boc) && !boc.empty()) {
+    bool have = false;
+    SDGO_TRY(bounded_list(j, "block_out_channels", 1, 8192, &boc, &have));
+    if (have && !boc.empty()) {
         cfg->model_channels = boc[0];
         cfg->channel_mult.clear();
         for (int c : boc) {
@@ -129,7 +154,9 @@ Status unet_config_apply_json(const formats::Json & j, UNetConfig * cfg) {
         }
     }
     const int levels = cfg->levels();
-    cfg->num_res_blocks = static_cast<int>(j.int_or("layers_per_block", cfg->num_res_blocks));
+    int64_t res_blocks = 0;
+    SDGO_TRY(j.int_in("layers_per_block", 1, 8, cfg->num_res_blocks, &res_blocks, what));
+    cfg->num_res_blocks = static_cast<int>(res_blocks);
     if (const formats::Json * dbt = j.get("down_block_types")) {
         if (dbt->kind != formats::Json::array || static_cast<int>(dbt->items.size()) != levels)
             return error(SDGO_ERR_FORMAT, "unet config: down_block_types");
@@ -137,7 +164,8 @@ Status unet_config_apply_json(const formats::Json & j, UNetConfig * cfg) {
         for (const auto & t : dbt->items) cfg->attention.push_back(t.str.find("CrossAttn") != std::string::npos);
     }
     std::vector<int> v;
-    if (int_list(j.get("transformer_layers_per_block"), &v)) {
+    SDGO_TRY(bounded_list(j, "transformer_layers_per_block", 0, 32, &v, &have));
+    if (have) {
         if (v.size() == 1) v.assign(levels, v[0]);
         if (static_cast<int>(v.size()) != levels)
             return error(SDGO_ERR_FORMAT, "unet config: transformer_layers_per_block");
@@ -148,17 +176,25 @@ Status unet_config_apply_json(const formats::Json & j, UNetConfig * cfg) {
     // both meaning the number of heads per level.
     const formats::Json * heads = j.get("num_attention_heads");
     if (!heads || heads->kind == formats::Json::null_) heads = j.get("attention_head_dim");
-    if (int_list(heads, &v)) {
+    bool bad_heads = false;
+    const bool have_heads = int_list(heads, &v, 1, 256, &bad_heads);
+    if (bad_heads) return error(SDGO_ERR_FORMAT, "unet config: attention heads must be integers from 1 to 256");
+    if (have_heads) {
         if (v.size() == 1) v.assign(levels, v[0]);
         if (static_cast<int>(v.size()) != levels) return error(SDGO_ERR_FORMAT, "unet config: attention heads");
         cfg->num_heads = v;
         cfg->head_dim = 0;
     }
-    cfg->context_dim = j.int_or("cross_attention_dim", cfg->context_dim);
+    SDGO_TRY(j.int_in("cross_attention_dim", 0, 16384, cfg->context_dim, &cfg->context_dim, what));
     cfg->linear_projection = j.bool_or("use_linear_projection", cfg->linear_projection);
-    cfg->groups = static_cast<int>(j.int_or("norm_num_groups", cfg->groups));
-    cfg->eps = static_cast<float>(j.num_or("norm_eps", cfg->eps));
-    cfg->adm_in_channels = j.int_or("projection_class_embeddings_input_dim", cfg->adm_in_channels);
+    int64_t groups = 0;
+    double eps = 0;
+    SDGO_TRY(j.int_in("norm_num_groups", 1, 1024, cfg->groups, &groups, what));
+    SDGO_TRY(j.num_in("norm_eps", 1e-12, 1.0, cfg->eps, &eps, what));
+    cfg->groups = static_cast<int>(groups);
+    cfg->eps = static_cast<float>(eps);
+    SDGO_TRY(j.int_in("projection_class_embeddings_input_dim", 0, 65536, cfg->adm_in_channels,
+                      &cfg->adm_in_channels, what));
     // Variants this graph does not implement are refused rather than run wrong.
     for (const char * key : {"class_embed_type", "num_class_embeds", "time_cond_proj_dim", "encoder_hid_dim",
                              "time_embedding_type", "conv_in_kernel", "conv_out_kernel"}) {

@@ -39,22 +39,34 @@ Status vae_config_from_weights(const formats::ModelFiles & w, const std::string 
 
 Status vae_config_apply_json(const formats::Json & j, VaeConfig * cfg) {
     if (j.kind != formats::Json::object) return error(SDGO_ERR_FORMAT, "vae config: not a JSON object");
-    cfg->in_channels = j.int_or("in_channels", cfg->in_channels);
+    // Bounds well past every real VAE (4 levels of at most 512 channels, 2
+    // blocks each), so that a hostile config cannot multiply work or memory.
+    const char * what = "vae config";
+    SDGO_TRY(j.int_in("in_channels", 1, 64, cfg->in_channels, &cfg->in_channels, what));
     if (const formats::Json * boc = j.get("block_out_channels")) {
-        if (boc->kind != formats::Json::array || boc->items.empty())
-            return error(SDGO_ERR_FORMAT, "vae config: block_out_channels");
-        cfg->ch = static_cast<int64_t>(boc->items[0].num);
+        if (boc->kind != formats::Json::array || boc->items.empty() || boc->items.size() > 8)
+            return error(SDGO_ERR_FORMAT, "vae config: block_out_channels must list 1 to 8 channel counts");
         cfg->ch_mult.clear();
         for (const auto & it : boc->items) {
-            const int64_t c = static_cast<int64_t>(it.num);
-            if (cfg->ch <= 0 || c <= 0 || c % cfg->ch != 0) return error(SDGO_ERR_FORMAT, "vae config: block_out_channels");
+            int64_t c = 0;
+            if (!it.as_int64(&c) || c < 1 || c > 8192)
+                return error(SDGO_ERR_FORMAT, "vae config: block_out_channels must be integers from 1 to 8192");
+            if (cfg->ch_mult.empty()) cfg->ch = c;
+            if (c % cfg->ch != 0)
+                return error(SDGO_ERR_FORMAT, "vae config: block_out_channels %lld is not a multiple of the first (%lld)",
+                             (long long)c, (long long)cfg->ch);
             cfg->ch_mult.push_back(static_cast<int>(c / cfg->ch));
         }
     }
-    cfg->num_res_blocks = static_cast<int>(j.int_or("layers_per_block", cfg->num_res_blocks));
-    cfg->z_channels = j.int_or("latent_channels", cfg->z_channels);
-    cfg->groups = static_cast<int>(j.int_or("norm_num_groups", cfg->groups));
-    cfg->scaling_factor = static_cast<float>(j.num_or("scaling_factor", cfg->scaling_factor));
+    int64_t res_blocks = 0, groups = 0;
+    double scale = 0;
+    SDGO_TRY(j.int_in("layers_per_block", 1, 8, cfg->num_res_blocks, &res_blocks, what));
+    SDGO_TRY(j.int_in("latent_channels", 1, 64, cfg->z_channels, &cfg->z_channels, what));
+    SDGO_TRY(j.int_in("norm_num_groups", 1, 1024, cfg->groups, &groups, what));
+    SDGO_TRY(j.num_in("scaling_factor", 1e-6, 1e6, cfg->scaling_factor, &scale, what));
+    cfg->num_res_blocks = static_cast<int>(res_blocks);
+    cfg->groups = static_cast<int>(groups);
+    cfg->scaling_factor = static_cast<float>(scale);
     cfg->mid_attention = j.bool_or("mid_block_add_attention", cfg->mid_attention);
     cfg->quant_conv = j.bool_or("use_quant_conv", cfg->quant_conv);
     return Status();

@@ -733,6 +733,55 @@ TEST(weights_fix_alignment_and_types) {
     CHECK(b.status().message().find("a") != std::string::npos);
 }
 
+// Config values that would multiply work or memory, or are not finite, are
+// refused when the config is read, naming the key (hostile diffusers
+// folders: layer counts of 10^6..10^9, a scaling factor of 1e999).
+TEST(configs_bound_every_count) {
+    auto refused = [](const char * text, const char * key, int which) {
+        formats::Json j;
+        if (!formats::json_parse(text, std::strlen(text), &j).ok()) return false;
+        Status st;
+        if (which == 0) {
+            UNetConfig u;
+            st = unet_config_apply_json(j, &u);
+        } else if (which == 1) {
+            ClipConfig c;
+            st = clip_config_apply_json(j, &c);
+        } else {
+            VaeConfig v;
+            st = vae_config_apply_json(j, &v);
+        }
+        if (st.ok()) return false;
+        std::printf("  expected error: %s\n", st.message().c_str());
+        return st.code() == SDGO_ERR_FORMAT && st.message().find(key) != std::string::npos;
+    };
+    CHECK(refused("{\"layers_per_block\": 1000000}", "layers_per_block", 0));
+    CHECK(refused("{\"transformer_layers_per_block\": [1, 1000000000]}", "transformer_layers_per_block", 0));
+    CHECK(refused("{\"block_out_channels\": [320, 1e12]}", "block_out_channels", 0));
+    CHECK(refused("{\"attention_head_dim\": 100000}", "heads", 0));
+    CHECK(refused("{\"norm_eps\": 1e999}", "norm_eps", 0));
+    CHECK(refused("{\"num_hidden_layers\": 1000000000}", "num_hidden_layers", 1));
+    CHECK(refused("{\"num_hidden_layers\": -3}", "num_hidden_layers", 1));
+    CHECK(refused("{\"vocab_size\": 4000000000}", "vocab_size", 1));
+    CHECK(refused("{\"layers_per_block\": 1000000}", "layers_per_block", 2));
+    CHECK(refused("{\"scaling_factor\": 1e999}", "scaling_factor", 2));
+    CHECK(refused("{\"block_out_channels\": [128, 1e300]}", "block_out_channels", 2));
+    // real values pass: SDXL's U-Net and OpenCLIP-bigG
+    formats::Json j;
+    const char * sdxl = "{\"block_out_channels\": [320, 640, 1280], \"layers_per_block\": 2, "
+                        "\"transformer_layers_per_block\": [1, 2, 10], \"attention_head_dim\": [5, 10, 20], "
+                        "\"cross_attention_dim\": 2048, \"projection_class_embeddings_input_dim\": 2816, "
+                        "\"norm_eps\": 1e-05, \"norm_num_groups\": 32}";
+    REQUIRE(formats::json_parse(sdxl, std::strlen(sdxl), &j).ok());
+    UNetConfig u;
+    CHECK(unet_config_apply_json(j, &u).ok());
+    const char * bigg = "{\"hidden_size\": 1280, \"num_hidden_layers\": 32, \"num_attention_heads\": 20, "
+                        "\"intermediate_size\": 5120, \"vocab_size\": 49408, \"layer_norm_eps\": 1e-05}";
+    REQUIRE(formats::json_parse(bigg, std::strlen(bigg), &j).ok());
+    ClipConfig c;
+    CHECK(clip_config_apply_json(j, &c).ok());
+}
+
 TEST(configs_reject_bad_json) {
     auto parse = [](const char * text, formats::Json * j) { return formats::json_parse(text, std::strlen(text), j).ok(); };
     formats::Json j;
