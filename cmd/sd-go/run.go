@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -307,6 +310,14 @@ func runAction(c *cli.Context) error {
 			lg.printf("sampling step %d/%d (%.2f s/step)", p.Step, p.Total, p.Elapsed.Seconds()/float64(p.Step))
 		}
 	}
+	// A1111's short model hash for the metadata, read while the engine
+	// works (a multi-GB file takes seconds), only when metadata is written.
+	var hashes chan fileHash
+	if !c.Bool("no-metadata") {
+		hashes = make(chan fileHash, 2)
+		go func() { hashes <- shortHash(c.Context, modelPath) }()
+		go func() { hashes <- shortHash(c.Context, c.String("vae")) }()
+	}
 	res, err := model.Generate(c.Context, req)
 	if bar != nil {
 		_ = bar.Finish()
@@ -317,11 +328,25 @@ func runAction(c *cli.Context) error {
 	lg.printf("generated %d image(s) in %.1fs", len(res.Images), time.Since(sampleStart).Seconds())
 
 	modelName := strings.TrimSuffix(filepath.Base(modelPath), filepath.Ext(modelPath))
+	var meta metadata
+	meta.model = modelName
+	if hashes != nil {
+		for range 2 {
+			h := <-hashes
+			switch h.path {
+			case "":
+			case modelPath:
+				meta.modelHash = h.hash
+			default:
+				meta.vaeHash = h.hash
+			}
+		}
+	}
 	files := make([][]byte, len(res.Images))
 	for i, img := range res.Images {
 		var params string
 		if !c.Bool("no-metadata") {
-			params = a1111Parameters(res.Params, res.Seeds[i], modelName)
+			params = a1111Parameters(res.Params, res.Seeds[i], meta)
 		}
 		if files[i], err = encodeImage(outputs[i], img, params); err != nil {
 			return err
@@ -512,7 +537,46 @@ var a1111Samplers = map[string]string{
 }
 
 // a1111Parameters renders the "parameters" text in A1111's layout.
-func a1111Parameters(r binding.Request, seed int64, model string) string {
+// metadata is what the A1111 parameters say about the files used.
+type metadata struct {
+	model     string // the checkpoint's name (file name without extension)
+	modelHash string // A1111's short hash of the checkpoint file, "" for a folder
+	vaeHash   string // the same for a --vae file
+}
+
+type fileHash struct{ path, hash string }
+
+// shortHash is A1111's short hash of a file: the first 10 hex digits of its
+// SHA-256 ("" for an empty path, a folder, or a file that cannot be read;
+// the hash only labels the image).
+func shortHash(ctx context.Context, path string) fileHash {
+	if path == "" {
+		return fileHash{}
+	}
+	f, err := openRegular(path)
+	if err != nil {
+		return fileHash{path: path}
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	for {
+		if ctx.Err() != nil {
+			return fileHash{path: path}
+		}
+		n, err := f.Read(buf)
+		h.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fileHash{path: path}
+		}
+	}
+	return fileHash{path: path, hash: hex.EncodeToString(h.Sum(nil))[:10]}
+}
+
+func a1111Parameters(r binding.Request, seed int64, meta metadata) string {
 	var b strings.Builder
 	b.WriteString(r.Prompt)
 	if r.NegativePrompt != "" {
@@ -533,8 +597,14 @@ func a1111Parameters(r binding.Request, seed int64, model string) string {
 		"CFG scale: "+strconv.FormatFloat(r.CFGScale, 'g', -1, 64),
 		fmt.Sprintf("Seed: %d", seed),
 		fmt.Sprintf("Size: %dx%d", r.Width, r.Height),
-		"Model: "+model,
 	)
+	if meta.modelHash != "" {
+		fields = append(fields, "Model hash: "+meta.modelHash)
+	}
+	fields = append(fields, "Model: "+meta.model)
+	if meta.vaeHash != "" {
+		fields = append(fields, "VAE hash: "+meta.vaeHash)
+	}
 	if r.InitImage != nil {
 		fields = append(fields, "Denoising strength: "+strconv.FormatFloat(r.Strength, 'g', -1, 64))
 	}

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"hash/crc32"
 	"image"
@@ -565,5 +567,48 @@ func TestRunOutputChecksAndAllOrNothing(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, ".sd-go-*.tmp")); len(left) != 0 {
 		t.Fatalf("temp files left: %v", left)
+	}
+}
+
+// The A1111 metadata names the checkpoint file by A1111's short hash (the
+// first 10 hex digits of its SHA-256), and a --vae file by its own; a
+// diffusers folder has no file hash.
+func TestRunMetadataHashesModelAndVAE(t *testing.T) {
+	dir := t.TempDir()
+	gguf := filepath.Join(dir, "tiny.gguf")
+	if code, _, errs := runCLI(t, "quantize", "f16", tinyModel, gguf); code != exitOK {
+		t.Fatalf("quantize: exit %d: %s", code, errs)
+	}
+	vae := filepath.Join(dir, "vae.gguf") // a VAE as one file (its config travels inside)
+	if code, _, errs := runCLI(t, "quantize", "f16", filepath.Join(tinyModel, "vae"), vae); code != exitOK {
+		t.Fatalf("quantize the VAE: exit %d: %s", code, errs)
+	}
+	short := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		return hex.EncodeToString(sum[:])[:10]
+	}
+	out := filepath.Join(dir, "a.png")
+	args := []string{"run", "-m", gguf, "-p", "a cat", "-W", "32", "-H", "32", "--steps", "2", "-t", "2", "-o", out,
+		"--vae", vae}
+	if code, _, errs := runCLI(t, args...); code != exitOK {
+		t.Fatalf("run: exit %d: %s", code, errs)
+	}
+	_, params := readBack(t, out)
+	for _, want := range []string{"Model hash: " + short(gguf) + ", Model: tiny, VAE hash: " + short(vae)} {
+		if !strings.Contains(params, want) {
+			t.Fatalf("parameters %q lack %q", params, want)
+		}
+	}
+	// a folder: no model hash
+	out2 := filepath.Join(dir, "b.png")
+	if code, _, errs := runCLI(t, tinyArgs(out2)...); code != exitOK {
+		t.Fatalf("run: exit %d: %s", code, errs)
+	}
+	if _, params := readBack(t, out2); strings.Contains(params, "hash") {
+		t.Fatalf("a folder got a hash: %q", params)
 	}
 }
