@@ -14,6 +14,7 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -220,6 +221,12 @@ func runAction(c *cli.Context) error {
 		lg.printf("seed: %d", req.Seed)
 	} else if req.Seed < 0 {
 		return usagef("--seed must be >= 0 or -1 (random), got %d", req.Seed)
+	}
+	// Image b uses seed + b: every one of them must be a seed this command
+	// accepts, so that each image can be made again from its metadata.
+	if req.Seed > math.MaxInt64-int64(req.BatchCount-1) {
+		return usagef("--seed %d with %d images would pass the largest seed (%d); use a smaller seed", req.Seed,
+			req.BatchCount, int64(math.MaxInt64))
 	}
 	if p := c.String("init-img"); p != "" {
 		img, err := readImage(p, cat.Limits.MaxSide)

@@ -481,6 +481,7 @@ func TestRunRefusesHostileInputs(t *testing.T) {
 		{"FIFO as the model", []string{"run", "-m", fifo, "-p", "cat", "-W", "32", "-H", "32", "-o", out}, "not a regular file"},
 		{"threads 100000", tinyArgs(out, "-t", "100000"), "--threads"},
 		{"threads -3", tinyArgs(out, "-t", "-3"), "--threads"},
+		{"seeds past the largest", tinyArgs(out, "-s", "9223372036854775807", "-b", "2"), "largest seed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
