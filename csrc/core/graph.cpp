@@ -13,8 +13,6 @@ namespace {
 constexpr int64_t kMaxDimSize = int64_t(1) << 40;
 constexpr int64_t kMaxElements = int64_t(1) << 46;
 
-bool is_float_type(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
-
 
 }  // namespace
 

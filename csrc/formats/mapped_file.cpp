@@ -56,11 +56,9 @@ Status MappedFile::open(const std::string & path, std::shared_ptr<MappedFile> * 
     int fd = -1;
     off_t fsize = 0;
     SDGO_TRY(open_regular_fd(path, &fd, &fsize));
-    struct stat st;
-    st.st_size = fsize;
     std::shared_ptr<MappedFile> mf(new MappedFile());
     mf->path_ = path;
-    mf->size_ = (size_t)st.st_size;
+    mf->size_ = (size_t)fsize;
     if (mf->size_ > 0) {
         void * p = mmap(nullptr, mf->size_, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {

@@ -64,6 +64,9 @@ struct TypeTraits {
 // The row of the table for id, or NULL if the id is unknown or removed.
 const TypeTraits * type_traits(int32_t id);
 inline const TypeTraits * type_traits(DType t) { return type_traits(static_cast<int32_t>(t)); }
+// The element types that hold one float per element (f32, f16, bf16), as
+// opposed to block types.
+inline bool is_float_type(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
 
 const char * dtype_name(DType t);                          // "?" for unknown
 bool dtype_from_name(const char * name, DType * out);      // ggml names, case-insensitive

@@ -37,8 +37,6 @@ void parallel_units(OpContext & ctx, int64_t n, int64_t cost, const std::functio
 
 namespace {
 
-bool is_float_type(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
-
 bool has_decoder(DType t) {
     const TypeTraits * tr = type_traits(t);
     return tr && tr->to_f32;

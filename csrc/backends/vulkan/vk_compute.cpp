@@ -60,8 +60,6 @@ int type_code(DType t) {
     return -1;
 }
 
-bool is_float_type(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
-
 // How a shader declares a binding: `float x[]` / `int x[]` (element
 // offsets; the tensor starts on a 4-byte boundary) or `uint w[]` read with
 // byte addresses (weights of any type, 16-bit tensors; offsets in bytes).
