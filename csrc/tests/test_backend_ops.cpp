@@ -721,6 +721,15 @@ TEST(conv2d_sizes_strides_types) {
         check_case(strprintf("conv2d %s 3x3 Cin 48 on 23x17", dtype_name(t)), conv_tol(t), [&](Graph & g, Gen & in) {
             return g.conv2d(in.weight(g, t, {3, 3, 48, 11}), in.f32(g, {23, 17, 48, 1}), in.f32(g, {11}), 1, 1, 1, 1);
         });
+    // More than one 64-wide block of output channels and of pixels (the
+    // Vulkan shader's workgroup tile), an odd row length (K = 63: unaligned
+    // 16-bit rows), a batch of two and a strided input view.
+    for (DType t : {DType::f32, DType::f16, DType::bf16})
+        check_case(strprintf("conv2d %s 3x3 Cin 7 -> 70 on 13x11, batch 2, strided x", dtype_name(t)), conv_tol(t),
+                   [&](Graph & g, Gen & in) {
+                       Tensor * x = g.permute(in.f32(g, {13, 7, 11, 2}), 0, 2, 1, 3);
+                       return g.conv2d(in.weight(g, t, {3, 3, 7, 70}), x, in.f32(g, {70}), 1, 1, 1, 1);
+                   });
     // No block type here: a block-type tensor needs rows (ne0 = KW) of a
     // multiple of 32, which no convolution weight has; graph building refuses
     // it (test_graph), and so do stable-diffusion.cpp's quantizer and ours.

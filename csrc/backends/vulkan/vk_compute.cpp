@@ -75,6 +75,7 @@ struct Dispatch {
     uint32_t push[kPushBytes / 4] = {};
     uint32_t push_words = 0;
     uint32_t groups[3] = {1, 1, 1};
+    int spec = -1;  // specialization constant 0 (the weight type code), -1: none
 
     void add(const Tensor * t, Kind k = Kind::elems) {
         bind[n_bind] = t;
@@ -82,6 +83,10 @@ struct Dispatch {
         n_bind++;
     }
 };
+
+// The output block of one workgroup of mul_mat and conv2d (64 x 64, as
+// TILE in shaders/tile_gemm.glsl).
+constexpr int64_t kTile = 64;
 
 uint32_t u32(int64_t v) { return static_cast<uint32_t>(v); }
 uint32_t fbits(float f) {
@@ -131,6 +136,7 @@ bool plan(const Tensor * node, Dispatch * d) {
         case Op::mul_mat:
         case Op::conv2d:
             d->shader = op == Op::mul_mat ? "mul_mat" : "conv2d";
+            d->spec = type_code(a->type);
             d->add(a, Kind::bytes);
             d->add(node->src[1]);
             d->add(node->src[2] ? node->src[2] : node);
@@ -274,8 +280,8 @@ void encode(const Tensor * node, const uint32_t * off, const Limits & lim, Dispa
             p[k++] = off[2];
             p[k++] = off[3];
             p[k++] = node->src[2] ? 1 : 0;
-            d->groups[0] = u32((node->ne[0] + 15) / 16);
-            d->groups[1] = u32((node->ne[1] + 15) / 16);
+            d->groups[0] = u32((node->ne[0] + kTile - 1) / kTile);
+            d->groups[1] = u32((node->ne[1] + kTile - 1) / kTile);
             d->groups[2] = u32(node->ne[2] * node->ne[3]);
             break;
         }
@@ -295,7 +301,9 @@ void encode(const Tensor * node, const uint32_t * off, const Limits & lim, Dispa
             p[k++] = off[2];
             p[k++] = node->src[2] ? 1 : 0;
             p[k++] = off[3];
-            per_elem(n, 64);
+            d->groups[0] = u32((node->ne[0] * node->ne[1] + kTile - 1) / kTile);
+            d->groups[1] = u32((node->ne[2] + kTile - 1) / kTile);
+            d->groups[2] = u32(node->ne[3]);
             break;
         }
         case Op::get_rows: {
@@ -410,8 +418,12 @@ bool op_rules(const Tensor * node) {
         case Op::mul_mat:
             return type_code(a->type) >= 0 && node->src[1]->type == DType::f32 && a->ne[2] > 0 && a->ne[3] > 0 &&
                    node->ne[2] % a->ne[2] == 0 && node->ne[3] % a->ne[3] == 0 &&
-                   (node->ne[1] + 15) / 16 <= 65535 && node->ne[2] * node->ne[3] <= 65535;
-        case Op::conv2d: return is_float_type(a->type) && a->is_contiguous() && node->src[1]->type == DType::f32;
+                   (node->ne[0] + kTile - 1) / kTile <= 65535 && (node->ne[1] + kTile - 1) / kTile <= 65535 &&
+                   node->ne[2] * node->ne[3] <= 65535;
+        case Op::conv2d:
+            return is_float_type(a->type) && a->is_contiguous() && node->src[1]->type == DType::f32 &&
+                   (node->ne[0] * node->ne[1] + kTile - 1) / kTile <= 65535 &&
+                   (node->ne[2] + kTile - 1) / kTile <= 65535 && node->ne[3] <= 65535;
         case Op::get_rows:
             return type_code(a->type) >= 0 && node->src[1]->type == DType::i32 && a->ne[2] == 1 && a->ne[3] == 1 &&
                    node->src[1]->ne[2] == 1 && node->src[1]->ne[3] == 1;
@@ -594,7 +606,7 @@ private:
         }
         encode(node, off, lim, &dp);
         const Pipeline * pipe = nullptr;
-        SDGO_TRY(dev_->pipeline(dp.shader, dp.n_bind, &pipe));
+        SDGO_TRY(dev_->pipeline(dp.shader, dp.n_bind, dp.spec, &pipe));
 
         VkDevice d = dev_->handle();
         VkDescriptorSetAllocateInfo ai{};

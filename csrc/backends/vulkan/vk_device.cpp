@@ -334,9 +334,10 @@ Status VulkanDevice::wait(VkFence fence, const char * what) {
     }
 }
 
-Status VulkanDevice::pipeline(const char * shader, int n_bindings, const Pipeline ** out) {
+Status VulkanDevice::pipeline(const char * shader, int n_bindings, int spec, const Pipeline ** out) {
     std::lock_guard<std::mutex> lock(pipe_mu_);
-    auto it = pipelines_.find(shader);
+    const std::string key = spec < 0 ? std::string(shader) : std::string(shader) + "#" + std::to_string(spec);
+    auto it = pipelines_.find(key);
     if (it != pipelines_.end()) {
         *out = it->second.get();
         return Status();
@@ -384,6 +385,17 @@ Status VulkanDevice::pipeline(const char * shader, int n_bindings, const Pipelin
         ci.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
         ci.stage.module = mod;
         ci.stage.pName = "main";
+        const uint32_t spec_value = static_cast<uint32_t>(spec);
+        VkSpecializationMapEntry entry{};
+        entry.constantID = 0;
+        entry.offset = 0;
+        entry.size = 4;
+        VkSpecializationInfo si{};
+        si.mapEntryCount = 1;
+        si.pMapEntries = &entry;
+        si.dataSize = 4;
+        si.pData = &spec_value;
+        if (spec >= 0) ci.stage.pSpecializationInfo = &si;
         ci.layout = p->layout;
         r = fn.CreateComputePipelines(dev_, VK_NULL_HANDLE, 1, &ci, nullptr, &p->pipeline);
         fn.DestroyShaderModule(dev_, mod, nullptr);
@@ -395,7 +407,7 @@ Status VulkanDevice::pipeline(const char * shader, int n_bindings, const Pipelin
                      result_name(r));
     }
     *out = p.get();
-    pipelines_.emplace(shader, std::move(p));
+    pipelines_.emplace(key, std::move(p));
     return Status();
 }
 

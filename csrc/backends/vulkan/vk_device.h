@@ -73,8 +73,10 @@ public:
     VkDevice handle() const { return dev_; }
     uint32_t queue_family() const { return queue_family_; }
     const Limits & limits() const { return limits_; }
-    // The pipeline of `shader` (created on first use; thread-safe).
-    Status pipeline(const char * shader, int n_bindings, const Pipeline ** out);
+    // The pipeline of `shader` with specialization constant 0 set to `spec`
+    // (spec < 0: left at the shader's default); created on first use and
+    // kept (thread-safe).
+    Status pipeline(const char * shader, int n_bindings, int spec, const Pipeline ** out);
     // Submits one command buffer and waits for it (thread-safe).
     Status submit_and_wait(VkCommandBuffer cb, VkFence fence, const char * what);
     // The two halves: submit signalling `fence`, and wait for a fence.

@@ -5,6 +5,8 @@
 // vk_compute.cpp; the block layouts are ggml's (docs/quant-formats.md).
 //
 // The including shader declares `uint w[]` (the weight words) before this.
+// Shaders that take the weight type as specialization constant 0 (WTYPE)
+// get one pipeline per type, with the type switch folded away.
 
 #define T_F32 0u
 #define T_F16 1u
@@ -56,4 +58,28 @@ float load_w(uint type, uint row, uint k) {
     const uint q = lo | (((qh >> j) & 1u) << 4);
     const float d = half_to_float(w_u16(blk));
     return type == T_Q5_0 ? d * (float(q) - 16.0) : d * float(q) + half_to_float(w_u16(blk + 2u));
+}
+
+// Elements k .. k+3 of a row (k a multiple of 4; a block type never has a
+// group of four straddling two blocks, since its blocks hold 32). Elements at
+// or past `K` read as 0.
+vec4 load_w4(uint type, uint row, uint k, uint K) {
+    if (k + 3u >= K) {
+        vec4 v = vec4(0.0);
+        for (uint i = 0u; i < 4u; i++)
+            if (k + i < K) v[i] = load_w(type, row, k + i);
+        return v;
+    }
+    if (type == T_F16) {
+        const uint addr = row + 2u * k;
+        if ((addr & 3u) == 0u) {
+            const uint i = addr >> 2;
+            return vec4(unpackHalf2x16(w[i]), unpackHalf2x16(w[i + 1u]));
+        }
+    }
+    if (type == T_F32) {
+        const uint i = (row >> 2) + k;
+        return uintBitsToFloat(uvec4(w[i], w[i + 1u], w[i + 2u], w[i + 3u]));
+    }
+    return vec4(load_w(type, row, k), load_w(type, row, k + 1u), load_w(type, row, k + 2u), load_w(type, row, k + 3u));
 }
