@@ -755,6 +755,17 @@ TEST(attention_on_strided_views) {
         Tensor * v = g.permute(in.f32(g, {40, 2, 300}), 0, 2, 1, 3);
         return g.attention(q, k, v, 1.0f / std::sqrt(40.0f), false);
     });
+    // Causal over several query and key blocks, a batch of two; and the
+    // largest head size (one pipeline per head size on Vulkan).
+    check_case("attention D 80 causal, 130 x 130, batch 2", {1e-5, 1e-4}, [&](Graph & g, Gen & in) {
+        Tensor * q = g.permute(in.f32(g, {80, 3, 130, 2}), 0, 2, 1, 3);
+        Tensor * k = g.permute(in.f32(g, {80, 3, 130, 2}), 0, 2, 1, 3);
+        Tensor * v = g.permute(in.f32(g, {80, 3, 130, 2}), 0, 2, 1, 3);
+        return g.attention(q, k, v, 1.0f / std::sqrt(80.0f), true);
+    });
+    check_case("attention D 256, 9 x 40 keys", {1e-5, 1e-4}, [&](Graph & g, Gen & in) {
+        return g.attention(in.f32(g, {256, 9, 1}), in.f32(g, {256, 40, 1}), in.f32(g, {256, 40, 1}), 0.0625f, false);
+    });
 }
 
 TEST(shape_ops) {

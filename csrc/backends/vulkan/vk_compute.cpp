@@ -75,7 +75,7 @@ struct Dispatch {
     uint32_t push[kPushBytes / 4] = {};
     uint32_t push_words = 0;
     uint32_t groups[3] = {1, 1, 1};
-    int spec = -1;  // specialization constant 0 (the weight type code), -1: none
+    int spec = -1;  // specialization constant 0 (weight type code, head size), -1: none
 
     void add(const Tensor * t, Kind k = Kind::elems) {
         bind[n_bind] = t;
@@ -156,6 +156,7 @@ bool plan(const Tensor * node, Dispatch * d) {
             return true;
         case Op::attention:
             d->shader = "attention";
+            d->spec = u32(a->ne[0]);  // the head size
             d->add(a);
             d->add(node->src[1]);
             d->add(node->src[2]);
@@ -191,12 +192,6 @@ void encode(const Tensor * node, const uint32_t * off, const Limits & lim, Dispa
     auto per_unit = [&](int64_t units) {
         d->groups[0] = u32(std::max<int64_t>(1, std::min<int64_t>(units, max_x)));
         d->groups[1] = u32(std::max<int64_t>(1, (units + max_x - 1) / max_x));
-    };
-    // One invocation per element with `local` invocations per workgroup, 2-D.
-    auto per_elem = [&](int64_t count, int64_t local) {
-        const int64_t g = std::max<int64_t>(1, (count + local - 1) / local);
-        d->groups[0] = u32(std::min<int64_t>(g, max_x));
-        d->groups[1] = u32((g + max_x - 1) / max_x);
     };
     switch (node->op) {
         case Op::add: case Op::sub: case Op::mul: case Op::div:
@@ -380,7 +375,8 @@ void encode(const Tensor * node, const uint32_t * off, const Limits & lim, Dispa
             for (int i = 0; i < 4; i++) p[k++] = off[i];
             p[k++] = fbits(node->fparams[0]);
             p[k++] = u32(node->iparams[0] != 0);
-            per_elem(q->ne[1] * q->ne[2] * q->ne[3], 64);
+            d->groups[0] = u32((q->ne[1] + 63) / 64);
+            d->groups[1] = u32(q->ne[2] * q->ne[3]);
             break;
         }
         default: break;
@@ -427,7 +423,8 @@ bool op_rules(const Tensor * node) {
         case Op::get_rows:
             return type_code(a->type) >= 0 && node->src[1]->type == DType::i32 && a->ne[2] == 1 && a->ne[3] == 1 &&
                    node->src[1]->ne[2] == 1 && node->src[1]->ne[3] == 1;
-        case Op::attention: return a->ne[0] <= 256;
+        case Op::attention:
+            return a->ne[0] <= 256 && (a->ne[1] + 63) / 64 <= 65535 && a->ne[2] * a->ne[3] <= 65535;
         default: break;
     }
     // Every other op: f32 in, f32 out.
