@@ -1,6 +1,7 @@
 #include "core/graph.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -630,6 +631,8 @@ std::vector<Tensor *> Graph::leaves() const {
 }
 
 void Graph::attach(Backend * b, std::unique_ptr<Buffer> arena, size_t arena_bytes) {
+    static std::atomic<uint64_t> next_serial{1};
+    serial_ = next_serial.fetch_add(1);
     backend_ = b;
     arena_ = std::move(arena);
     arena_bytes_ = arena_bytes;

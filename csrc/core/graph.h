@@ -167,6 +167,10 @@ public:
 
     // Set by the backend that allocated the graph; building afterwards is an error.
     Backend * backend() const { return backend_; }
+    // A number unique in this process to this graph's allocation (never
+    // reused, even after the graph is destroyed); 0 before alloc_graph. A
+    // backend may keep work prepared for a graph (recorded commands) under it.
+    uint64_t serial() const { return serial_; }
     void attach(Backend * b, std::unique_ptr<Buffer> arena, size_t arena_bytes);
     size_t arena_bytes() const { return arena_bytes_; }
     Buffer * arena() const { return arena_.get(); }
@@ -188,6 +192,7 @@ private:
     Backend * backend_ = nullptr;
     std::unique_ptr<Buffer> arena_;
     size_t arena_bytes_ = 0;
+    uint64_t serial_ = 0;
 };
 
 }  // namespace sdgo

@@ -196,6 +196,45 @@ TEST(cancel_stops_between_chunks_and_the_backend_stays_usable) {
     for (int i = 0; i < 1000; i++) CHECK_EQ(out[i], float(i) + 300.0f);
 }
 
+// A graph's command buffers are recorded the first time it is computed and
+// replayed after that (with new inputs each time); another graph replaces
+// the recording, and the first one is recorded afresh when it comes back.
+TEST(a_graph_is_recorded_once_and_replayed) {
+    Device * dev = shared_device();
+    if (!dev) return;
+    std::unique_ptr<Backend> be;
+    REQUIRE(dev->new_backend(BackendOptions(), &be).ok());
+    CHECK_EQ(vk::recordings(be.get()), int64_t(0));
+    Graph g1, g2;
+    Tensor * x1 = g1.input(DType::f32, {500});
+    Tensor * y1 = x1;
+    for (int i = 0; i < 150; i++) y1 = g1.scale(y1, 1.0f, 0.5f);  // three chunks: y = x + 75
+    g1.set_output(y1);
+    Tensor * x2 = g2.input(DType::f32, {500});
+    Tensor * y2 = g2.scale(x2, 2.0f, 0.0f);
+    g2.set_output(y2);
+    REQUIRE(be->alloc_graph(g1).ok());
+    REQUIRE(be->alloc_graph(g2).ok());
+    CHECK(g1.serial() != 0 && g2.serial() != 0 && g1.serial() != g2.serial());
+    std::vector<float> xv(500), out(500);
+    auto run = [&](Graph & g, Tensor * x, Tensor * y, float shift, float mul, float add) {
+        for (int i = 0; i < 500; i++) xv[i] = float(i) * 0.5f + shift;
+        REQUIRE(be->set_tensor(x, xv.data(), 0, xv.size() * 4).ok());
+        REQUIRE(be->compute(g).ok());
+        REQUIRE(be->get_tensor(y, out.data(), 0, out.size() * 4).ok());
+        int bad = 0;
+        for (int i = 0; i < 500; i++) bad += out[i] != xv[i] * mul + add;
+        CHECK_EQ(bad, 0);
+    };
+    for (int pass = 0; pass < 3; pass++) run(g1, x1, y1, float(pass), 1.0f, 75.0f);
+    CHECK_EQ(vk::recordings(be.get()), int64_t(1));
+    run(g2, x2, y2, 1.0f, 2.0f, 0.0f);
+    run(g2, x2, y2, 2.0f, 2.0f, 0.0f);
+    CHECK_EQ(vk::recordings(be.get()), int64_t(2));
+    run(g1, x1, y1, 7.0f, 1.0f, 75.0f);
+    CHECK_EQ(vk::recordings(be.get()), int64_t(3));
+}
+
 TEST(unsupported_op_is_named_before_compute) {
     Device * dev = shared_device();
     if (!dev) return;

@@ -456,6 +456,7 @@ public:
     ~VulkanBackend() override {
         VkDevice d = dev_->handle();
         for (int slot = 0; slot < 2; slot++) (void)wait(slot);
+        drop_recording();
         if (dpool_) fn.DestroyDescriptorPool(d, dpool_, nullptr);
         for (VkFence f : fence_)
             if (f) fn.DestroyFence(d, f, nullptr);
@@ -470,13 +471,6 @@ public:
         pi.queueFamilyIndex = dev_->queue_family();
         VkResult r = fn.CreateCommandPool(d, &pi, nullptr, &cpool_);
         if (r != VK_SUCCESS) return vk_error(r, "vkCreateCommandPool");
-        VkCommandBufferAllocateInfo ai{};
-        ai.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
-        ai.commandPool = cpool_;
-        ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-        ai.commandBufferCount = 2;
-        r = fn.AllocateCommandBuffers(d, &ai, cb_);
-        if (r != VK_SUCCESS) return vk_error(r, "vkAllocateCommandBuffers");
         for (VkFence & f : fence_) {
             VkFenceCreateInfo fi{};
             fi.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
@@ -486,27 +480,25 @@ public:
         return Status();
     }
 
-    // The graph's dispatches go out in chunks of kChunk nodes, two command
-    // buffers in turn: one is recorded while the other runs, and a cancel
-    // request is honoured between chunks (within kChunk nodes of the one
-    // running), never by abandoning work the device still reads.
+    // The graph's dispatches are recorded once, into one command buffer per
+    // kChunk nodes, the first time the graph is computed (a graph's
+    // addresses and parameters are fixed once it is allocated), and replayed
+    // by every later compute of the same graph: a sampler step costs a few
+    // submissions, not a recording. The chunks go out in turn with two
+    // fences, so the device runs one while the host checks for a cancel
+    // request before the next; a cancel is honoured between chunks (within
+    // kChunk nodes of the one running), never by abandoning work the device
+    // still reads.
     Status compute(Graph & g) override {
         SDGO_TRY(alloc_graph(g));
-        std::vector<Tensor *> nodes;
-        for (Tensor * t : g.order())
-            if (is_dispatch(t)) nodes.push_back(t);
-        if (nodes.empty()) return Status();
-        SDGO_TRY(reserve_sets(nodes.size()));
-        VkResult r = fn.ResetDescriptorPool(dev_->handle(), dpool_, 0);
-        if (r != VK_SUCCESS) return vk_error(r, "vkResetDescriptorPool");
+        if (g.serial() != rec_serial_) SDGO_TRY(record_graph(g));
         Status st;
-        for (size_t at = 0, chunk = 0; at < nodes.size() && st.ok(); at += kChunk, chunk++) {
-            const int slot = int(chunk % 2);
+        for (size_t c = 0; c < rec_cbs_.size() && st.ok(); c++) {
+            const int slot = int(c % 2);
             st = wait(slot);
             if (st.ok() && should_abort()) st = error(SDGO_ERR_CANCELED, "canceled");
-            if (st.ok()) st = record_chunk(nodes, at, std::min(nodes.size(), at + kChunk), slot);
             if (st.ok()) {
-                st = dev_->submit(cb_[slot], fence_[slot], "running a graph");
+                st = dev_->submit(rec_cbs_[c], fence_[slot], "running a graph");
                 busy_[slot] = st.ok();
             }
         }
@@ -518,6 +510,8 @@ public:
         return st;
     }
 
+    int64_t recordings() const { return recordings_; }
+
 private:
     static constexpr size_t kChunk = 64;
 
@@ -527,16 +521,56 @@ private:
         return dev_->wait(fence_[slot], "running a graph");
     }
 
-    // Records nodes [from, to) into command buffer `slot`, between barriers
-    // that order it after everything submitted before (the host's and the
-    // previous chunk's writes) and make its writes visible to what follows.
-    Status record_chunk(const std::vector<Tensor *> & nodes, size_t from, size_t to, int slot) {
-        VkCommandBuffer cb = cb_[slot];
-        VkResult r = fn.ResetCommandBuffer(cb, 0);
+    // Frees the recorded command buffers (nothing of them is running: every
+    // compute waits for all its chunks).
+    void drop_recording() {
+        if (!rec_cbs_.empty())
+            fn.FreeCommandBuffers(dev_->handle(), cpool_, static_cast<uint32_t>(rec_cbs_.size()), rec_cbs_.data());
+        rec_cbs_.clear();
+        rec_serial_ = 0;
+    }
+
+    // Records every dispatch of g, replacing the previous recording.
+    Status record_graph(Graph & g) {
+        drop_recording();
+        std::vector<Tensor *> nodes;
+        for (Tensor * t : g.order())
+            if (is_dispatch(t)) nodes.push_back(t);
+        if (nodes.empty()) {
+            rec_serial_ = g.serial();
+            return Status();
+        }
+        SDGO_TRY(reserve_sets(nodes.size()));
+        VkResult r = fn.ResetDescriptorPool(dev_->handle(), dpool_, 0);
+        if (r != VK_SUCCESS) return vk_error(r, "vkResetDescriptorPool");
+        std::vector<VkCommandBuffer> cbs((nodes.size() + kChunk - 1) / kChunk, VK_NULL_HANDLE);
+        VkCommandBufferAllocateInfo ai{};
+        ai.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
+        ai.commandPool = cpool_;
+        ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+        ai.commandBufferCount = static_cast<uint32_t>(cbs.size());
+        r = fn.AllocateCommandBuffers(dev_->handle(), &ai, cbs.data());
+        if (r != VK_SUCCESS) return vk_error(r, "vkAllocateCommandBuffers");
+        rec_cbs_ = std::move(cbs);
+        for (size_t c = 0; c < rec_cbs_.size(); c++) {
+            Status st = record_chunk(nodes, c * kChunk, std::min(nodes.size(), (c + 1) * kChunk), rec_cbs_[c]);
+            if (!st.ok()) {
+                drop_recording();
+                return st;
+            }
+        }
+        rec_serial_ = g.serial();
+        recordings_++;
+        return Status();
+    }
+
+    // Records nodes [from, to) into cb, between barriers that order it after
+    // everything submitted before (the host's and the previous chunk's
+    // writes) and make its writes visible to what follows.
+    Status record_chunk(const std::vector<Tensor *> & nodes, size_t from, size_t to, VkCommandBuffer cb) {
         VkCommandBufferBeginInfo bi{};
         bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
-        bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-        if (r == VK_SUCCESS) r = fn.BeginCommandBuffer(cb, &bi);
+        VkResult r = fn.BeginCommandBuffer(cb, &bi);
         if (r != VK_SUCCESS) return vk_error(r, "starting a command buffer");
         global_barrier(cb, kAllStages, kAllWrites, kAllStages, kAllAccess);
         for (size_t i = from; i < to; i++) SDGO_TRY(record(cb, nodes[i]));
@@ -636,7 +670,9 @@ private:
 
     VulkanDevice * dev_;
     VkCommandPool cpool_ = VK_NULL_HANDLE;
-    VkCommandBuffer cb_[2] = {VK_NULL_HANDLE, VK_NULL_HANDLE};
+    std::vector<VkCommandBuffer> rec_cbs_;  // the recorded graph's chunks
+    uint64_t rec_serial_ = 0;               // its Graph::serial(), 0: none
+    int64_t recordings_ = 0;
     VkFence fence_[2] = {VK_NULL_HANDLE, VK_NULL_HANDLE};
     bool busy_[2] = {false, false};
     VkDescriptorPool dpool_ = VK_NULL_HANDLE;
@@ -644,6 +680,11 @@ private:
 };
 
 }  // namespace
+
+int64_t recordings(const Backend * b) {
+    const auto * vb = dynamic_cast<const VulkanBackend *>(b);
+    return vb ? vb->recordings() : -1;
+}
 
 Status VulkanDevice::new_backend(const BackendOptions & opt, std::unique_ptr<Backend> * out) {
     if (!opt.variant.empty() && opt.variant != "auto")

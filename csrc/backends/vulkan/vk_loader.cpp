@@ -90,6 +90,7 @@ bool load_instance(VkInstance inst, std::string * why) {
     get(fn.DestroyCommandPool, "vkDestroyCommandPool");
     get(fn.ResetCommandPool, "vkResetCommandPool");
     get(fn.AllocateCommandBuffers, "vkAllocateCommandBuffers");
+    get(fn.FreeCommandBuffers, "vkFreeCommandBuffers");
     get(fn.BeginCommandBuffer, "vkBeginCommandBuffer");
     get(fn.ResetCommandBuffer, "vkResetCommandBuffer");
     get(fn.EndCommandBuffer, "vkEndCommandBuffer");

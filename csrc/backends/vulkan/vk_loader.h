@@ -57,6 +57,7 @@ struct Fns {
     PFN_vkDestroyCommandPool DestroyCommandPool = nullptr;
     PFN_vkResetCommandPool ResetCommandPool = nullptr;
     PFN_vkAllocateCommandBuffers AllocateCommandBuffers = nullptr;
+    PFN_vkFreeCommandBuffers FreeCommandBuffers = nullptr;
     PFN_vkBeginCommandBuffer BeginCommandBuffer = nullptr;
     PFN_vkResetCommandBuffer ResetCommandBuffer = nullptr;
     PFN_vkEndCommandBuffer EndCommandBuffer = nullptr;

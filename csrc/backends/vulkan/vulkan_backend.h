@@ -1,6 +1,6 @@
 // vulkan_backend.h — the Vulkan backend: one Device per Vulkan physical
 // device, buffers in device memory, and backends that record a graph's ops
-// as compute dispatches into one command buffer.
+// as compute dispatches into command buffers once and replay them.
 //
 // Every op of the SD 1.x/2.x graphs runs here (shaders/*.comp): weights of
 // any engine type are read in place and dequantized in registers; sums
@@ -10,8 +10,8 @@
 // at alloc_graph with the op's name, before any compute; the backend-ops
 // test lists those cases as skipped for this device.
 //
-// First version: plain tiled / direct shaders, one command buffer recorded
-// per compute and waited on; no cooperative matrices, no f16 arithmetic.
+// Tiled shaders with f32 arithmetic; no cooperative matrices, no f16
+// arithmetic yet (docs/vulkan.md).
 #pragma once
 
 #include <memory>
@@ -44,5 +44,10 @@ const std::vector<Device *> & devices(std::string * why);
 // A new, separately owned device for physical device `index` (tests use it
 // with options the shared devices do not have).
 Status make_device(int index, const DeviceOptions & opt, std::unique_ptr<Device> * out);
+
+// How many times backend b (one of this backend's) has recorded a graph's
+// command buffers; -1 for a backend of another kind. For tests: computing
+// the same graph again replays its recording.
+int64_t recordings(const Backend * b);
 
 }  // namespace sdgo::vk
