@@ -1,5 +1,6 @@
 #include "pipeline/conditioner.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "text/prompt_parse.h"
@@ -29,6 +30,73 @@ void pad_chunks(text::PromptChunks * pc, const text::PromptChunks & empty, int n
     }
 }
 
+// Both sides of a prompt pair as token windows for one encoder: A1111
+// weighting and 75-token chunks (both sides padded to the same number of
+// chunks) for the usual 77-position window, else diffusers-style
+// truncation to one window.
+struct TokenSides {
+    std::vector<int32_t> ids_c, ids_u;
+    std::vector<float> mult_c, mult_u;
+    int kc = 1, ku = 1;
+    bool weighted = false;
+};
+
+Status tokenize_sides(const text::ClipTokenizer & tok, int32_t pad_id, const model::ClipConfig & cfg,
+                      const std::string & prompt, const std::string & negative, const PromptOptions & opt,
+                      TokenSides * out, int64_t * tokens) {
+    const int64_t T = cfg.max_positions;
+    TokenSides & s = *out;
+    if (T == text::kClipMaxLength && !opt.literal) {
+        text::ChunkOptions co;
+        co.pad_id = pad_id;
+        co.max_chunks = opt.max_chunks;
+        text::PromptChunks pc, pu;
+        Status st = text::tokenize_weighted_prompt(tok, prompt, co, &pc);
+        if (!st.ok()) return st.wrap("prompt");
+        st = text::tokenize_weighted_prompt(tok, negative, co, &pu);
+        if (!st.ok()) return st.wrap("negative prompt");
+        if (tokens) *tokens = pc.token_count;
+        text::PromptChunks empty;
+        SDGO_TRY(text::tokenize_weighted_prompt(tok, "", co, &empty));
+        pad_chunks(&pc, empty, pu.n_chunks);
+        pad_chunks(&pu, empty, pc.n_chunks);
+        s.kc = pc.n_chunks;
+        s.ku = pu.n_chunks;
+        s.ids_c = std::move(pc.ids);
+        s.ids_u = std::move(pu.ids);
+        s.mult_c = std::move(pc.multipliers);
+        s.mult_u = std::move(pu.multipliers);
+        s.weighted = true;
+    } else {
+        // diffusers-style truncation (also for a text encoder with a short window).
+        if (T < 2) return error(SDGO_ERR_FORMAT, "text encoder window of %lld positions", (long long)T);
+        s.ids_c = tok.encode_padded(prompt, pad_id, int(T));
+        s.ids_u = tok.encode_padded(negative, pad_id, int(T));
+        if (tokens) *tokens = int64_t(tok.encode(prompt).size());
+    }
+    for (const std::vector<int32_t> * v : {&s.ids_c, &s.ids_u})
+        for (int32_t id : *v)
+            if (id < 0 || id >= cfg.vocab) return error(SDGO_ERR_FORMAT, "token id %d outside the vocabulary", id);
+    return Status();
+}
+
+// The clip skip to use (0: the model's default), checked against the layers.
+Status resolve_clip_skip(int requested, int dflt, const model::ClipConfig & cfg, int * out) {
+    *out = requested > 0 ? requested : dflt;
+    if (*out > cfg.layers)
+        return error(SDGO_ERR_INVALID_ARGUMENT, "clip skip %d exceeds the %d layers of the text encoder", *out,
+                     cfg.layers);
+    return Status();
+}
+
+// Scales each side's context by its A1111 emphasis multipliers (D channels per token).
+Status emphasize(const TokenSides & s, int64_t T, int64_t D, std::vector<float> * c, std::vector<float> * u) {
+    if (!s.weighted) return Status();
+    if (!all_one(s.mult_c)) SDGO_TRY(text::apply_emphasis(c->data(), s.mult_c.data(), 1, T * s.kc, D));
+    if (!all_one(s.mult_u)) SDGO_TRY(text::apply_emphasis(u->data(), s.mult_u.data(), 1, T * s.ku, D));
+    return Status();
+}
+
 }  // namespace
 
 Status ClipConditioner::build(Graph & g, const model::Weights & w, Tensor * ids, int clip_skip, Tensor ** out) const {
@@ -50,46 +118,14 @@ Status ClipConditioner::encode(Backend & be, const std::string & prompt, const s
                                int64_t * tokens) const {
     const int64_t T = cfg_.max_positions;
     const int64_t D = cfg_.hidden;
-    std::vector<int32_t> ids_c, ids_u;
-    std::vector<float> mult_c, mult_u;
-    int kc = 1, ku = 1;
-    bool weighted = false;
-    if (T == text::kClipMaxLength && !opt.literal) {
-        text::ChunkOptions co;
-        co.pad_id = pad_id_;
-        co.max_chunks = opt.max_chunks;
-        text::PromptChunks pc, pu;
-        Status st = text::tokenize_weighted_prompt(*tok_, prompt, co, &pc);
-        if (!st.ok()) return st.wrap("prompt");
-        st = text::tokenize_weighted_prompt(*tok_, negative, co, &pu);
-        if (!st.ok()) return st.wrap("negative prompt");
-        if (tokens) *tokens = pc.token_count;
-        text::PromptChunks empty;
-        SDGO_TRY(text::tokenize_weighted_prompt(*tok_, "", co, &empty));
-        pad_chunks(&pc, empty, pu.n_chunks);
-        pad_chunks(&pu, empty, pc.n_chunks);
-        kc = pc.n_chunks;
-        ku = pu.n_chunks;
-        ids_c = std::move(pc.ids);
-        ids_u = std::move(pu.ids);
-        mult_c = std::move(pc.multipliers);
-        mult_u = std::move(pu.multipliers);
-        weighted = true;
-    } else {
-        // diffusers-style truncation (also for a text encoder with a short window).
-        if (T < 2) return error(SDGO_ERR_FORMAT, "text encoder window of %lld positions", (long long)T);
-        ids_c = tok_->encode_padded(prompt, pad_id_, int(T));
-        ids_u = tok_->encode_padded(negative, pad_id_, int(T));
-        if (tokens) *tokens = int64_t(tok_->encode(prompt).size());
-    }
-    for (const std::vector<int32_t> * v : {&ids_c, &ids_u})
-        for (int32_t id : *v)
-            if (id < 0 || id >= cfg_.vocab) return error(SDGO_ERR_FORMAT, "token id %d outside the vocabulary", id);
+    TokenSides ts;
+    SDGO_TRY(tokenize_sides(*tok_, pad_id_, cfg_, prompt, negative, opt, &ts, tokens));
+    const int kc = ts.kc, ku = ts.ku;
+    const std::vector<int32_t> & ids_c = ts.ids_c;
+    const std::vector<int32_t> & ids_u = ts.ids_u;
 
-    const int clip_skip = opt.clip_skip > 0 ? opt.clip_skip : default_clip_skip_;
-    if (clip_skip > cfg_.layers)
-        return error(SDGO_ERR_INVALID_ARGUMENT, "clip skip %d exceeds the %d layers of the text encoder", clip_skip,
-                     cfg_.layers);
+    int clip_skip = 0;
+    SDGO_TRY(resolve_clip_skip(opt.clip_skip, default_clip_skip_, cfg_, &clip_skip));
     const int n = kc + ku;
     std::vector<int32_t> ids(ids_c);
     ids.insert(ids.end(), ids_u.begin(), ids_u.end());
@@ -106,12 +142,109 @@ Status ClipConditioner::encode(Backend & be, const std::string & prompt, const s
     cond->context.assign(z.begin(), z.begin() + size_t(D * T * kc));
     uncond->context.assign(z.begin() + size_t(D * T * kc), z.end());
     cond->context_dim = uncond->context_dim = D;
-    if (weighted) {
-        if (!all_one(mult_c)) SDGO_TRY(text::apply_emphasis(cond->context.data(), mult_c.data(), 1, T * kc, D));
-        if (!all_one(mult_u)) SDGO_TRY(text::apply_emphasis(uncond->context.data(), mult_u.data(), 1, T * ku, D));
-    }
+    SDGO_TRY(emphasize(ts, T, D, &cond->context, &uncond->context));
     if (!all_finite(cond->context) || !all_finite(uncond->context))
         return error(SDGO_ERR_INTERNAL, "the text encoder produced NaN or infinity");
+    return Status();
+}
+
+// ---- SDXL ----------------------------------------------------------------
+
+Status SdxlConditioner::build(Graph & g, const model::Weights & w, Tensor * ids1, Tensor * ids2, Tensor * rows,
+                              int clip_skip, Tensor ** out1, Tensor ** out2, Tensor ** pooled) const {
+    model::ClipOptions copt;
+    copt.clip_skip = clip_skip;
+    copt.final_norm = false;
+    SDGO_TRY(model::build_clip_text(g, w, e_[0].prefix, e_[0].cfg, copt, ids1, out1));
+    return model::build_clip_text_pooled(g, w, e_[1].prefix, e_[1].cfg, copt, ids2, rows, out2, pooled);
+}
+
+Status SdxlConditioner::record(model::WeightStore * store) const {
+    Graph g;
+    Tensor * ids1 = g.input(DType::i32, {e_[0].cfg.max_positions, 1}, "ids");
+    Tensor * ids2 = g.input(DType::i32, {e_[1].cfg.max_positions, 1}, "ids_2");
+    Tensor * rows = g.input(DType::i32, {1}, "rows");
+    Tensor *a = nullptr, *b = nullptr, *p = nullptr;
+    // clip skip 1 reads every layer (a request may select any of them)
+    return build(g, model::WeightRecorder(store), ids1, ids2, rows, 1, &a, &b, &p);
+}
+
+Status SdxlConditioner::encode(Backend & be, const std::string & prompt, const std::string & negative,
+                               const PromptOptions & opt, Condition * cond, Condition * uncond,
+                               int64_t * tokens) const {
+    const int64_t T = e_[0].cfg.max_positions;
+    if (e_[1].cfg.max_positions != T)
+        return error(SDGO_ERR_FORMAT, "the SDXL text encoders have windows of %lld and %lld positions", (long long)T,
+                     (long long)e_[1].cfg.max_positions);
+    TokenSides ts[2];
+    for (int i = 0; i < 2; i++)
+        SDGO_TRY(tokenize_sides(*e_[i].tok, e_[i].pad_id, e_[i].cfg, prompt, negative, opt, &ts[i],
+                                i == 0 ? tokens : nullptr));
+    if (ts[0].kc != ts[1].kc || ts[0].ku != ts[1].ku)
+        return error(SDGO_ERR_FORMAT, "the two SDXL tokenizers split the prompt into different chunk counts");
+    int clip_skip = 0;
+    // The default is the penultimate layer; a clip skip counts from the last
+    // layer as in SD 1.x (1 = last, 2 = penultimate).
+    for (int i = 0; i < 2; i++) SDGO_TRY(resolve_clip_skip(opt.clip_skip, 2, e_[i].cfg, &clip_skip));
+    const int kc = ts[0].kc, n = ts[0].kc + ts[0].ku;
+    std::vector<int32_t> ids[2];
+    for (int i = 0; i < 2; i++) {
+        ids[i] = ts[i].ids_c;
+        ids[i].insert(ids[i].end(), ts[i].ids_u.begin(), ts[i].ids_u.end());
+    }
+    std::vector<int32_t> rows(size_t(n), 0);
+    model::clip_pooled_rows(ids[1].data(), T, n, e_[1].tok->eos_id(), rows.data());
+
+    Graph g;
+    Tensor * t_ids1 = g.input(DType::i32, {T, n}, "ids");
+    Tensor * t_ids2 = g.input(DType::i32, {T, n}, "ids_2");
+    Tensor * t_rows = g.input(DType::i32, {n}, "rows");
+    Tensor *y1 = nullptr, *y2 = nullptr, *pooled = nullptr;
+    SDGO_TRY(build(g, *w_, t_ids1, t_ids2, t_rows, clip_skip, &y1, &y2, &pooled));
+    g.set_output(y1);
+    g.set_output(y2);
+    g.set_output(pooled);
+    SDGO_TRY(be.alloc_graph(g));
+    SDGO_TRY(be.set_tensor(t_ids1, ids[0].data(), 0, ids[0].size() * sizeof(int32_t)));
+    SDGO_TRY(be.set_tensor(t_ids2, ids[1].data(), 0, ids[1].size() * sizeof(int32_t)));
+    SDGO_TRY(be.set_tensor(t_rows, rows.data(), 0, rows.size() * sizeof(int32_t)));
+    SDGO_TRY(be.compute(g));
+
+    // Each encoder's contexts, weighted on their own, then interleaved per token.
+    const int64_t D[2] = {e_[0].cfg.hidden, e_[1].cfg.hidden};
+    const int64_t DC = D[0] + D[1];
+    std::vector<float> c[2], u[2];
+    Tensor * outs[2] = {y1, y2};
+    for (int i = 0; i < 2; i++) {
+        std::vector<float> z(size_t(D[i] * T * n));
+        SDGO_TRY(be.get_tensor(outs[i], z.data(), 0, z.size() * sizeof(float)));
+        c[i].assign(z.begin(), z.begin() + size_t(D[i] * T * kc));
+        u[i].assign(z.begin() + size_t(D[i] * T * kc), z.end());
+        SDGO_TRY(emphasize(ts[i], T, D[i], &c[i], &u[i]));
+    }
+    auto interleave = [&](const std::vector<float> * parts, Condition * out) {
+        const size_t tokens_n = parts[0].size() / size_t(D[0]);
+        out->context.assign(tokens_n * size_t(DC), 0.0f);
+        for (size_t t = 0; t < tokens_n; t++) {
+            std::copy_n(parts[0].data() + t * D[0], D[0], out->context.data() + t * DC);
+            std::copy_n(parts[1].data() + t * D[1], D[1], out->context.data() + t * DC + D[0]);
+        }
+        out->context_dim = DC;
+    };
+    interleave(c, cond);
+    interleave(u, uncond);
+    const int64_t P = pooled->ne[0];
+    std::vector<float> pv(size_t(P * n));
+    SDGO_TRY(be.get_tensor(pooled, pv.data(), 0, pv.size() * sizeof(float)));
+    cond->pooled.assign(pv.begin(), pv.begin() + P);                                  // first chunk
+    uncond->pooled.assign(pv.begin() + size_t(P * kc), pv.begin() + size_t(P * (kc + 1)));
+    if (negative.empty()) {
+        std::fill(uncond->context.begin(), uncond->context.end(), 0.0f);
+        std::fill(uncond->pooled.begin(), uncond->pooled.end(), 0.0f);
+    }
+    if (!all_finite(cond->context) || !all_finite(uncond->context) || !all_finite(cond->pooled) ||
+        !all_finite(uncond->pooled))
+        return error(SDGO_ERR_INTERNAL, "the text encoders produced NaN or infinity");
     return Status();
 }
 

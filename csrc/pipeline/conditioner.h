@@ -13,7 +13,7 @@
 // It belongs to a loaded model (immutable, shared by its sessions) and runs
 // its graphs on the backend of the session that calls it. SD 1.x and 2.x
 // use one CLIP text encoder (ClipConditioner); SDXL's two encoders and pooled
-// output are another implementation of the same interface.
+// output are another implementation of the same interface (SdxlConditioner).
 #pragma once
 
 #include <cstdint>
@@ -86,6 +86,43 @@ private:
     const text::ClipTokenizer * tok_;
     int32_t pad_id_;
     int default_clip_skip_;
+};
+
+// SDXL base: CLIP ViT-L and OpenCLIP ViT-bigG read the same text (each with
+// its own tokenizer: L pads with the end token, bigG with "!"); the selected
+// layer of each (default the penultimate), without the final LayerNorm, is
+// weighted by the A1111 emphasis on its own and the two are concatenated per
+// token, L's channels first (context_dim = L + bigG widths). The pooled
+// output is bigG's final-LayerNorm state at the end token of the first
+// chunk, through its text projection, unweighted (as A1111). An empty
+// negative prompt gives zeros for the negative context and pooled output
+// (diffusers' force_zeros_for_empty_prompt, A1111's zeroed empty negative).
+class SdxlConditioner final : public Conditioner {
+public:
+    struct Encoder {
+        std::string prefix;
+        model::ClipConfig cfg;
+        const text::ClipTokenizer * tok = nullptr;
+        int32_t pad_id = 0;
+    };
+    // e2 must have a text projection (cfg.projection_dim > 0).
+    SdxlConditioner(const model::Weights * weights, Encoder e1, Encoder e2)
+        : w_(weights), e_{std::move(e1), std::move(e2)} {}
+
+    int64_t context_dim() const override { return e_[0].cfg.hidden + e_[1].cfg.hidden; }
+    int64_t pooled_dim() const { return e_[1].cfg.projection_dim; }
+    Status encode(Backend & be, const std::string & prompt, const std::string & negative, const PromptOptions & opt,
+                  Condition * cond, Condition * uncond, int64_t * tokens) const override;
+    Status record(model::WeightStore * store) const override;
+
+private:
+    // Both encoders over ids1 / ids2 [T, n]: the contexts [hidden_i, T, n]
+    // and bigG's pooled output [projection_dim, n] at the rows `rows`.
+    Status build(Graph & g, const model::Weights & w, Tensor * ids1, Tensor * ids2, Tensor * rows, int clip_skip,
+                 Tensor ** out1, Tensor ** out2, Tensor ** pooled) const;
+
+    const model::Weights * w_;
+    Encoder e_[2];
 };
 
 }  // namespace sdgo::pipeline

@@ -140,6 +140,39 @@ Status Model::record_weights() {
     return Status();
 }
 
+Status Model::tokenizer(const model::TokenizerFiles & tf, int32_t builtin_pad, const model::ClipConfig & clip,
+                        std::unique_ptr<text::ClipTokenizer> * own, const text::ClipTokenizer ** tok,
+                        int32_t * pad_id) const {
+    *pad_id = text::kClipEosId;
+    if (tf.present()) {
+        own->reset(new text::ClipTokenizer());
+        Status st;
+        if (tf.embedded) {
+            text::TokenizerTexts t;
+            t.vocab_json = tf.vocab_text;
+            t.merges_txt = tf.merges_text;
+            t.special_tokens_map_json = tf.special_tokens_map_text;
+            t.tokenizer_config_json = tf.tokenizer_config_text;
+            st = (*own)->load_texts(t, pad_id);
+        } else {
+            st = (*own)->load_folder(tf.dir, pad_id);
+        }
+        if (!st.ok()) return st.wrap("tokenizer");
+        *tok = own->get();
+    } else {
+        Status st;
+        *tok = text::ClipTokenizer::builtin(&st);
+        if (!*tok) return st.wrap("built-in tokenizer");
+        *pad_id = builtin_pad;
+    }
+    if (int64_t((*tok)->vocab_size()) > clip.vocab)
+        return error(SDGO_ERR_FORMAT,
+                     "the tokenizer has %zu tokens but the text encoder only %lld (a model with a small vocabulary "
+                     "needs its own tokenizer/ folder)",
+                     (*tok)->vocab_size(), (long long)clip.vocab);
+    return Status();
+}
+
 Status Model::load(const ModelOptions & opt, std::unique_ptr<Model> * out) {
     out->reset();
     Device * dev = opt.device_override;
@@ -179,12 +212,14 @@ Status Model::load_on(const ModelOptions & opt, Device * dev, std::unique_ptr<Mo
     }
     SDGO_TRY(model::detect(p->lm_, &p->info_));
     const model::ModelInfo & info = p->info_;
-    if (info.family == "sdxl" || info.family == "sdxl-refiner")
-        return error(SDGO_ERR_UNSUPPORTED, "%s: SDXL generation is not implemented yet (SD 1.x and 2.x only)",
+    if (info.family == "sdxl-refiner")
+        return error(SDGO_ERR_UNSUPPORTED, "%s: the SDXL refiner is not supported yet (SD 1.x, 2.x and SDXL base are)",
                      opt.model_path.c_str());
-    if (info.family != "sd1" && info.family != "sd2")
-        return error(SDGO_ERR_UNSUPPORTED, "%s: not a Stable Diffusion 1.x/2.x checkpoint (detected \"%s\")",
+    if (info.family != "sd1" && info.family != "sd2" && info.family != "sdxl")
+        return error(SDGO_ERR_UNSUPPORTED,
+                     "%s: not a Stable Diffusion 1.x, 2.x or SDXL checkpoint (detected \"%s\")",
                      opt.model_path.c_str(), info.family.c_str());
+    const bool sdxl = info.family == "sdxl";
     if (!info.unet.present) return error(SDGO_ERR_FORMAT, "%s: the model has no U-Net", opt.model_path.c_str());
     if (!info.text_encoder.present)
         return error(SDGO_ERR_FORMAT, "%s: the model has no text encoder", opt.model_path.c_str());
@@ -198,52 +233,57 @@ Status Model::load_on(const ModelOptions & opt, Device * dev, std::unique_ptr<Mo
                      "U-Net with %lld input channels for %lld latent channels is not supported (the latent alone, "
                      "or an inpainting model's latent + mask + masked-image latent)",
                      (long long)u.in_channels, (long long)latent);
-    if (u.adm_in_channels != 0)
-        return error(SDGO_ERR_UNSUPPORTED, "U-Net with a label embedding (SDXL-style) is not supported yet");
+    if (u.adm_in_channels != 0 && !sdxl)
+        return error(SDGO_ERR_UNSUPPORTED, "U-Net with a label embedding outside an SDXL model is not supported");
 
-    // Text encoder
+    // Text encoders: SDXL's two are concatenated per token.
     const model::ClipConfig & clip = info.text_encoder.cfg;
-    if (clip.hidden != u.context_dim)
+    const model::ClipConfig & clip2 = info.text_encoder_2.cfg;
+    if (sdxl) {
+        if (!info.text_encoder_2.present)
+            return error(SDGO_ERR_FORMAT, "%s: the SDXL model has no second text encoder (OpenCLIP ViT-bigG)",
+                         opt.model_path.c_str());
+        if (clip2.projection_dim <= 0)
+            return error(SDGO_ERR_FORMAT, "%s: the second text encoder has no text projection",
+                         opt.model_path.c_str());
+        if (clip.hidden + clip2.hidden != u.context_dim)
+            return error(SDGO_ERR_FORMAT,
+                         "text encoder widths %lld + %lld do not match the U-Net context width %lld",
+                         (long long)clip.hidden, (long long)clip2.hidden, (long long)u.context_dim);
+        if (u.adm_in_channels <= clip2.projection_dim || (u.adm_in_channels - clip2.projection_dim) % 12 != 0)
+            return error(SDGO_ERR_FORMAT,
+                         "the U-Net's label input of %lld does not fit the pooled text embedding of %lld and six "
+                         "size embeddings",
+                         (long long)u.adm_in_channels, (long long)clip2.projection_dim);
+    } else if (clip.hidden != u.context_dim) {
         return error(SDGO_ERR_FORMAT, "text encoder width %lld does not match the U-Net context width %lld",
                      (long long)clip.hidden, (long long)u.context_dim);
+    }
     // SD2: the penultimate layer (+ final LN). A diffusers SD2 text encoder
     // stores only 23 of the 24 layers, so its last layer is the penultimate.
     const int default_clip_skip = (info.family == "sd2" && !p->lm_.diffusers) ? 2 : 1;
 
-    // Tokenizer: the folder's (or the file's) own when present, else the built-in CLIP BPE.
+    // Tokenizers: the folder's (or the file's) own when present, else the
+    // built-in CLIP BPE (padding: SD 1.x and SDXL's first encoder with the
+    // end token, SD 2.x and SDXL's second with "!", id 0).
     const text::ClipTokenizer * tok = nullptr;
-    int32_t pad_id = text::kClipEosId;
-    const model::TokenizerFiles & tf = p->lm_.tokenizer;
-    if (tf.present()) {
-        p->own_tok_.reset(new text::ClipTokenizer());
-        Status st;
-        if (tf.embedded) {
-            text::TokenizerTexts t;
-            t.vocab_json = tf.vocab_text;
-            t.merges_txt = tf.merges_text;
-            t.special_tokens_map_json = tf.special_tokens_map_text;
-            t.tokenizer_config_json = tf.tokenizer_config_text;
-            st = p->own_tok_->load_texts(t, &pad_id);
-        } else {
-            st = p->own_tok_->load_folder(tf.dir, &pad_id);
-        }
-        if (!st.ok()) return st.wrap("tokenizer");
-        tok = p->own_tok_.get();
-    } else {
-        Status st;
-        tok = text::ClipTokenizer::builtin(&st);
-        if (!tok) return st.wrap("built-in tokenizer");
-        pad_id = info.family == "sd2" ? 0 : text::kClipEosId;
-    }
-    if (int64_t(tok->vocab_size()) > clip.vocab)
-        return error(SDGO_ERR_FORMAT,
-                     "the tokenizer has %zu tokens but the text encoder only %lld (a model with a small vocabulary "
-                     "needs its own tokenizer/ folder)",
-                     tok->vocab_size(), (long long)clip.vocab);
-
+    int32_t pad_id = 0;
+    SDGO_TRY(p->tokenizer(p->lm_.tokenizer, info.family == "sd2" ? 0 : text::kClipEosId, clip, &p->own_tok_, &tok,
+                          &pad_id));
     p->store_.reset(new model::WeightStore(&p->lm_.files, p->device_, wopt));
-    p->cond_.reset(new ClipConditioner(p->store_.get(), model::text_encoder_prefix(1), clip, tok, pad_id,
-                                       default_clip_skip));
+    if (sdxl) {
+        const text::ClipTokenizer * tok2 = nullptr;
+        int32_t pad2 = 0;
+        const model::TokenizerFiles & tf2 = p->lm_.tokenizer_2.present() ? p->lm_.tokenizer_2 : p->lm_.tokenizer;
+        Status st = p->tokenizer(tf2, 0, clip2, &p->own_tok2_, &tok2, &pad2);
+        if (!st.ok()) return st.wrap("second tokenizer");
+        SdxlConditioner::Encoder e1{model::text_encoder_prefix(1), clip, tok, pad_id};
+        SdxlConditioner::Encoder e2{model::text_encoder_prefix(2), clip2, tok2, pad2};
+        p->cond_.reset(new SdxlConditioner(p->store_.get(), e1, e2));
+    } else {
+        p->cond_.reset(new ClipConditioner(p->store_.get(), model::text_encoder_prefix(1), clip, tok, pad_id,
+                                           default_clip_skip));
+    }
 
     // VAE: the override file or the model's own.
     if (!opt.vae_path.empty()) {

@@ -105,6 +105,11 @@ private:
     static Status load_on(const ModelOptions & opt, Device * dev, std::unique_ptr<Model> * out);
     Model();
     Status record_weights();
+    // The tokenizer of a text encoder: its own files when present, else the
+    // built-in CLIP BPE padding with builtin_pad.
+    Status tokenizer(const model::TokenizerFiles & tf, int32_t builtin_pad, const model::ClipConfig & clip,
+                     std::unique_ptr<text::ClipTokenizer> * own, const text::ClipTokenizer ** tok,
+                     int32_t * pad_id) const;
 
     ModelOptions opt_;
     Device * device_ = nullptr;
@@ -113,7 +118,7 @@ private:
     model::ModelInfo info_;
     model::UNetConfig unet_cfg_;
     model::VaeConfig vae_cfg_;
-    std::unique_ptr<text::ClipTokenizer> own_tok_;
+    std::unique_ptr<text::ClipTokenizer> own_tok_, own_tok2_;
     std::unique_ptr<model::WeightStore> store_, vae_store_;
     std::unique_ptr<Conditioner> cond_;
     sampling::Prediction pred_ = sampling::Prediction::Eps;

@@ -73,6 +73,12 @@ Status validate_request(const Request & r) {
         return error(SDGO_ERR_INVALID_ARGUMENT,
                      "VAE tile overlap must be a multiple of 8 from 0 to half the tile size (%d), got %d",
                      r.vae_tile_size / 2, r.vae_tile_overlap);
+    const int sizes[6] = {r.original_width, r.original_height, r.crop_left, r.crop_top, r.target_width,
+                          r.target_height};
+    for (int v : sizes)
+        if (v < 0 || v > kMaxImageSide)
+            return error(SDGO_ERR_INVALID_ARGUMENT,
+                         "SDXL original size, crop and target size must be from 0 to %d, got %d", kMaxImageSide, v);
     const bool has_init = !r.init_rgb.empty();
     if (has_init) {
         if (r.init_width != r.width || r.init_height != r.height)

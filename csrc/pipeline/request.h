@@ -71,6 +71,12 @@ struct Request {
     VaeTiling vae_tiling = VaeTiling::automatic;
     int vae_tile_size = 512;
     int vae_tile_overlap = 64;
+    // SDXL size conditioning (the label vector's original size, crop
+    // top-left and target size; both CFG sides get the same): a size of 0
+    // takes the output size; crop defaults to (0, 0). Other models ignore them.
+    int original_width = 0, original_height = 0;
+    int crop_left = 0, crop_top = 0;
+    int target_width = 0, target_height = 0;
 };
 
 // Checks what can be checked without the model: sizes, counts, ranges, and

@@ -411,9 +411,41 @@ Status Session::generate(const Request & req, const Hooks & hooks, Result * out)
     Tensor * gt = g.input(DType::f32, {B}, "t");
     Tensor * gc = g.input(DType::f32, {D, L, B}, "context");
     Tensor * gy = nullptr;
-    SDGO_TRY(model::build_unet(g, m_->unet_weights(), Model::unet_prefix(), m_->unet_config(), gx, gt, gc, nullptr, &gy));
+    // SDXL: the label vector from the pooled text embedding and the size
+    // conditioning, inside the U-Net graph (set once per request).
+    Tensor *gp = nullptr, *gv = nullptr, *glabel = nullptr;
+    std::vector<float> label_values;
+    if (m_->unet_config().adm_in_channels > 0) {
+        const int64_t P = int64_t(cond.pooled.size());
+        label_values = {float(req.original_height > 0 ? req.original_height : p.H),
+                        float(req.original_width > 0 ? req.original_width : p.W),
+                        float(req.crop_top),
+                        float(req.crop_left),
+                        float(req.target_height > 0 ? req.target_height : p.H),
+                        float(req.target_width > 0 ? req.target_width : p.W)};
+        const int64_t k = int64_t(label_values.size());
+        const int64_t embed = (m_->unet_config().adm_in_channels - P) / k;
+        if (P == 0 || embed <= 0 || embed % 2 != 0 || P + k * embed != m_->unet_config().adm_in_channels)
+            return error(SDGO_ERR_FORMAT, "the U-Net's label input of %lld does not fit a pooled text embedding of %lld "
+                         "and %lld size values",
+                         (long long)m_->unet_config().adm_in_channels, (long long)P, (long long)k);
+        gp = g.input(DType::f32, {P, B}, "pooled");
+        gv = g.input(DType::f32, {k, B}, "label values");
+        SDGO_TRY(model::build_sdxl_label(g, gp, gv, int(embed), &glabel));
+    }
+    SDGO_TRY(model::build_unet(g, m_->unet_weights(), Model::unet_prefix(), m_->unet_config(), gx, gt, gc, glabel, &gy));
     g.set_output(gy);
     SDGO_TRY(be_->alloc_graph(g));
+    if (gp) {
+        std::vector<float> pooled, values;
+        for (int b = 0; b < B; ++b) {
+            const Condition & c = (p.cfg && b == 0) ? uncond : cond;
+            pooled.insert(pooled.end(), c.pooled.begin(), c.pooled.end());
+            values.insert(values.end(), label_values.begin(), label_values.end());
+        }
+        SDGO_TRY(be_->set_tensor(gp, pooled.data(), 0, pooled.size() * sizeof(float)));
+        SDGO_TRY(be_->set_tensor(gv, values.data(), 0, values.size() * sizeof(float)));
+    }
     {
         std::vector<float> ctx;
         ctx.reserve(size_t(D * L * B));

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Builds a tiny random-weight SDXL pipeline as a diffusers folder and records
+diffusers runs of it (CPU torch.Generator) for csrc/tests/test_pipeline.cpp.
+
+Run with the project virtualenv:  /work/venv/bin/python testdata/gen/gen_sdxl_ref.py
+Recorded with torch 2.15.0, diffusers 0.42.1, transformers 5.25.0. Deterministic
+(fixed seeds, CPU, float32); weights are rounded to float16 values (stored as
+float32). Shares the tiny tokenizer and the weight randomizer of
+gen_pipeline_ref.py.
+
+Outputs (testdata/pipeline/):
+  tiny_sdxl/          StableDiffusionXLPipeline folder: text_encoder (CLIPTextModel,
+                      width 32, quick_gelu), text_encoder_2 (CLIPTextModelWithProjection,
+                      width 48, gelu, projection 24), tokenizer (pads with the end token)
+                      and tokenizer_2 (pads with "!"), a U-Net with the "text_time"
+                      label embedding (level 0 without attention, 2 transformer layers
+                      on level 1, context 32 + 48 = 80), an AutoencoderKL with SDXL's
+                      scaling factor 0.13025, EulerDiscreteScheduler (linspace spacing)
+  sdxl_ref.safetensors
+      xl_cond_context / xl_cond_pooled, xl_uncond_context / xl_uncond_pooled:
+          diffusers' encode_prompt for "a photo of a cat" / "blurry"
+      xl_t2i_euler_s42_{latent,image}: txt2img, 8 Euler steps, CFG 7, seed 42, 32x32
+      xl_t2i_noneg_s42_{latent,image}: the same without a negative prompt (diffusers then
+          uses zeros for the negative side: force_zeros_for_empty_prompt)
+      xl_t2i_micro_s42_{latent,image}: the first run with original_size (96, 64),
+          crops_coords_top_left (8, 4) and target_size (40, 24) (height, width)
+      latents [1,4,8,8] (unscaled); images [1,32,32,3] in [0,1] before 8-bit rounding
+"""
+import os
+import shutil
+
+import torch
+from safetensors.torch import save_file
+
+from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+from gen_pipeline_ref import OUT, VOCAB, H, W, randomize, scheduler, write_tokenizer
+
+
+def build(seed):
+    te1 = CLIPTextModel(CLIPTextConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                                       num_attention_heads=4, max_position_embeddings=77, hidden_act="quick_gelu",
+                                       bos_token_id=VOCAB - 2, eos_token_id=VOCAB - 1, pad_token_id=VOCAB - 1))
+    randomize(te1, seed)
+    te2 = CLIPTextModelWithProjection(CLIPTextConfig(vocab_size=VOCAB, hidden_size=48, intermediate_size=96,
+                                                     num_hidden_layers=3, num_attention_heads=4,
+                                                     max_position_embeddings=77, hidden_act="gelu",
+                                                     projection_dim=24, bos_token_id=VOCAB - 2,
+                                                     eos_token_id=VOCAB - 1, pad_token_id=0))
+    randomize(te2, seed + 1)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+                                block_out_channels=(16, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=80,
+                                transformer_layers_per_block=(1, 2), attention_head_dim=(2, 4),
+                                use_linear_projection=True, addition_embed_type="text_time",
+                                addition_time_embed_dim=8, projection_class_embeddings_input_dim=24 + 6 * 8,
+                                norm_num_groups=8)
+    randomize(unet, seed + 2, scale=0.5)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16, 16),
+                        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+                        layers_per_block=1, norm_num_groups=4, sample_size=32, scaling_factor=0.13025)
+    randomize(vae, seed + 3)
+    return te1.eval(), te2.eval(), unet.eval(), vae.eval()
+
+
+def main():
+    te1, te2, unet, vae = build(2024)
+    d = os.path.join(OUT, "tiny_sdxl")
+    shutil.rmtree(d, ignore_errors=True)
+    tok1 = write_tokenizer(os.path.join(OUT, "_tok1"))
+    tok2 = write_tokenizer(os.path.join(OUT, "_tok2"), pad="!")
+    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=te1, text_encoder_2=te2, tokenizer=tok1, tokenizer_2=tok2,
+                                     unet=unet, scheduler=scheduler(), force_zeros_for_empty_prompt=True,
+                                     add_watermarker=False)
+    pipe.save_pretrained(d, safe_serialization=True)
+    for sub, src in (("tokenizer", "_tok1"), ("tokenizer_2", "_tok2")):
+        for fn in ("vocab.json", "merges.txt", "special_tokens_map.json"):
+            shutil.copy(os.path.join(OUT, src, fn), os.path.join(d, sub, fn))
+        shutil.rmtree(os.path.join(OUT, src))
+
+    ref = {}
+    prompt, negative = "a photo of a cat", "blurry"
+    pe, npe, pp, npp = pipe.encode_prompt(prompt, device="cpu", num_images_per_prompt=1,
+                                          do_classifier_free_guidance=True, negative_prompt=negative)
+    ref["xl_cond_context"] = pe.contiguous()
+    ref["xl_cond_pooled"] = pp.contiguous()
+    ref["xl_uncond_context"] = npe.contiguous()
+    ref["xl_uncond_pooled"] = npp.contiguous()
+
+    def run(tag, **kw):
+        out = pipe(prompt, height=H, width=W, num_inference_steps=8, guidance_scale=7.0,
+                   generator=torch.Generator("cpu").manual_seed(42), output_type="latent", **kw)
+        lat = out.images
+        img = (vae.decode(lat / vae.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
+        ref[tag + "_latent"] = lat.contiguous()
+        ref[tag + "_image"] = img.contiguous()
+
+    run("xl_t2i_euler_s42", negative_prompt=negative)
+    run("xl_t2i_noneg_s42")
+    run("xl_t2i_micro_s42", negative_prompt=negative, original_size=(96, 64), crops_coords_top_left=(8, 4),
+        target_size=(40, 24))
+    save_file(ref, os.path.join(OUT, "sdxl_ref.safetensors"))
+    print("wrote", d)
+
+
+if __name__ == "__main__":
+    main()
