@@ -47,6 +47,13 @@ type Request struct {
 	VAETiling      string
 	VAETileSize    int
 	VAETileOverlap int
+	// SDXL size conditioning, in pixels (other models ignore it): the
+	// original size and the target size (0 takes the output size) and the
+	// crop's top-left corner (default 0, 0). diffusers' original_size,
+	// crops_coords_top_left and target_size.
+	OriginalWidth, OriginalHeight int
+	CropLeft, CropTop             int
+	TargetWidth, TargetHeight     int
 	// Progress, if set, is called when a phase begins and after every
 	// sampler step, on the goroutine that called Generate. A panic in it
 	// cancels the generation, which then returns an error that holds the
@@ -112,6 +119,12 @@ const (
 	reqClipSkip       = 21
 	reqVAETileSize    = 22
 	reqVAETileOverlap = 23
+	reqOriginalWidth  = 24
+	reqOriginalHeight = 25
+	reqCropLeft       = 26
+	reqCropTop        = 27
+	reqTargetWidth    = 28
+	reqTargetHeight   = 29
 	reqCFGScale       = 32
 	reqStrength       = 33
 	reqInitImage      = 48
@@ -198,7 +211,10 @@ func setRequest(f *functions, r uintptr, req *Request) error {
 		v   int64
 	}{{reqWidth, int64(req.Width)}, {reqHeight, int64(req.Height)}, {reqSteps, int64(req.Steps)},
 		{reqBatch, int64(req.BatchCount)}, {reqClipSkip, int64(req.ClipSkip)},
-		{reqVAETileSize, int64(req.VAETileSize)}, {reqVAETileOverlap, int64(req.VAETileOverlap)}}
+		{reqVAETileSize, int64(req.VAETileSize)}, {reqVAETileOverlap, int64(req.VAETileOverlap)},
+		{reqOriginalWidth, int64(req.OriginalWidth)}, {reqOriginalHeight, int64(req.OriginalHeight)},
+		{reqCropLeft, int64(req.CropLeft)}, {reqCropTop, int64(req.CropTop)},
+		{reqTargetWidth, int64(req.TargetWidth)}, {reqTargetHeight, int64(req.TargetHeight)}}
 	for _, s := range ints {
 		if s.v == 0 {
 			continue

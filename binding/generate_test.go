@@ -20,6 +20,8 @@ var (
 	tinyModel        = filepath.Join("..", "testdata", "pipeline", "tiny_sd1")
 	tinyInpaintModel = filepath.Join("..", "testdata", "pipeline", "tiny_sd1_inpaint")
 	tinyRef          = filepath.Join("..", "testdata", "pipeline", "ref.safetensors")
+	tinySDXL         = filepath.Join("..", "testdata", "pipeline", "tiny_sdxl")
+	tinySDXLRef      = filepath.Join("..", "testdata", "pipeline", "sdxl_ref.safetensors")
 )
 
 func loadTiny(t testing.TB, path string) *Model {
@@ -36,7 +38,13 @@ func loadTiny(t testing.TB, path string) *Model {
 // refTensor reads one F32 tensor of the reference safetensors file.
 func refTensor(t *testing.T, name string) []float32 {
 	t.Helper()
-	b, err := os.ReadFile(tinyRef)
+	return refTensorIn(t, tinyRef, name)
+}
+
+// refTensorIn reads one F32 tensor of a safetensors reference file.
+func refTensorIn(t *testing.T, file, name string) []float32 {
+	t.Helper()
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +130,36 @@ func TestGenerateTxt2imgMatchesDiffusers(t *testing.T) {
 	// diffusers rounds to 8 bits the same way; allow one level for float noise
 	if d := maxPixelDiff(res.Images[0], refTensor(t, "t2i_euler_s42_image")); d > 1.01 {
 		t.Fatalf("max pixel difference from diffusers %.2f", d)
+	}
+}
+
+// SDXL base through the binding, with and without the size conditioning
+// fields, against StableDiffusionXLPipeline's images.
+func TestGenerateSDXLMatchesDiffusers(t *testing.T) {
+	m := loadTiny(t, tinySDXL)
+	if info := m.Info(); info.Family != "sdxl" {
+		t.Fatalf("family %q, want sdxl", info.Family)
+	}
+	req := tinyRequest()
+	res, err := m.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxPixelDiff(res.Images[0], refTensorIn(t, tinySDXLRef, "xl_t2i_euler_s42_image")); d > 1.01 {
+		t.Fatalf("max pixel difference from diffusers %.2f", d)
+	}
+	req.OriginalWidth, req.OriginalHeight = 64, 96
+	req.CropLeft, req.CropTop = 4, 8
+	req.TargetWidth, req.TargetHeight = 24, 40
+	micro, err := m.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxPixelDiff(micro.Images[0], refTensorIn(t, tinySDXLRef, "xl_t2i_micro_s42_image")); d > 1.01 {
+		t.Fatalf("size conditioning: max pixel difference from diffusers %.2f", d)
+	}
+	if string(micro.Images[0].Pix) == string(res.Images[0].Pix) {
+		t.Fatal("the size conditioning did not change the image")
 	}
 }
 

@@ -104,6 +104,9 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "vae-tiling", Value: d.VAETiling, Usage: "decode the image in overlapping, blended tiles: " + tiling + " (auto: only when the whole decode does not fit the device)"},
 			&cli.IntFlag{Name: "vae-tile-size", Value: d.VAETileSize, Usage: "VAE tile side in pixels (a multiple of 8)"},
 			&cli.IntFlag{Name: "vae-tile-overlap", Value: d.VAETileOverlap, Usage: "pixels shared by neighbouring VAE tiles (a multiple of 8, at most half a tile)"},
+			&cli.StringFlag{Name: "original-size", Usage: "SDXL size conditioning: the original image size `WxH` (default: the output size)"},
+			&cli.StringFlag{Name: "crop", Usage: "SDXL size conditioning: the crop's top-left corner `X,Y` (default 0,0)"},
+			&cli.StringFlag{Name: "target-size", Usage: "SDXL size conditioning: the target size `WxH` (default: the output size)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more"},
 			&cli.BoolFlag{Name: "quiet", Usage: "print nothing but errors"},
 			&cli.BoolFlag{Name: "no-metadata", Usage: "do not write the A1111 parameters into the image"},
@@ -209,6 +212,18 @@ func runAction(c *cli.Context) error {
 		VAETiling:      stringOr(c, "vae-tiling", def.VAETiling),
 		VAETileSize:    intOr(c, "vae-tile-size", def.VAETileSize),
 		VAETileOverlap: intOr(c, "vae-tile-overlap", def.VAETileOverlap),
+	}
+	for _, f := range []struct {
+		name string
+		sep  string
+		a, b *int
+	}{{"original-size", "x", &req.OriginalWidth, &req.OriginalHeight}, {"crop", ",", &req.CropLeft, &req.CropTop},
+		{"target-size", "x", &req.TargetWidth, &req.TargetHeight}} {
+		if v := c.String(f.name); v != "" {
+			if err := parsePair(v, f.sep, cat.Limits.MaxSide, f.a, f.b); err != nil {
+				return usagef("--%s: %v", f.name, err)
+			}
+		}
 	}
 	if req.Compat != "a1111" && req.Compat != "diffusers" {
 		return usagef("--compat must be a1111 or diffusers, got %q", req.Compat)
@@ -783,4 +798,23 @@ func seedOr(c *cli.Context, def int64) int64 {
 		return c.Int64("seed")
 	}
 	return def
+}
+
+// parsePair reads "AsepB" (e.g. 1024x768 or 16,0) into two integers from 0
+// to max.
+func parsePair(v, sep string, max int, a, b *int) error {
+	l, r, ok := strings.Cut(strings.ToLower(strings.TrimSpace(v)), sep)
+	if !ok {
+		return fmt.Errorf("want two numbers separated by %q, got %q", sep, v)
+	}
+	x, err1 := strconv.Atoi(strings.TrimSpace(l))
+	y, err2 := strconv.Atoi(strings.TrimSpace(r))
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("want two whole numbers separated by %q, got %q", sep, v)
+	}
+	if x < 0 || y < 0 || (max > 0 && (x > max || y > max)) {
+		return fmt.Errorf("each must be from 0 to %d, got %q", max, v)
+	}
+	*a, *b = x, y
+	return nil
 }

@@ -237,6 +237,9 @@ func TestRunBadInput(t *testing.T) {
 		{"unknown type", tinyArgs(out, "--type", "q9_9"), exitUsage, "q9_9"},
 		{"unknown compat", tinyArgs(out, "--compat", "comfy"), exitUsage, "--compat"},
 		{"unknown prediction", tinyArgs(out, "--prediction", "x0"), exitFailure, "prediction"},
+		{"crop without a comma", tinyArgs(out, "--crop", "4"), exitUsage, "--crop"},
+		{"original size not WxH", tinyArgs(out, "--original-size", "64by96"), exitUsage, "--original-size"},
+		{"target size too large", tinyArgs(out, "--target-size", "99999x8"), exitUsage, "--target-size"},
 	} {
 		code, _, errs := runCLI(t, tc.args...)
 		if code != tc.code || !strings.Contains(errs, tc.msg) {
@@ -274,7 +277,13 @@ func TestRunInterruptExits130WithoutOutput(t *testing.T) {
 // refImage reads a [1, H, W, 3] float image of testdata/pipeline/ref.safetensors.
 func refImage(t *testing.T, name string) []float32 {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "pipeline", "ref.safetensors"))
+	return refImageIn(t, "ref.safetensors", name)
+}
+
+// refImageIn reads an F32 reference tensor of testdata/pipeline/file.
+func refImageIn(t *testing.T, file, name string) []float32 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "pipeline", file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +318,32 @@ func TestRunReproducesDiffusers(t *testing.T) {
 	if !strings.Contains(params, "Sampler: DPM++ 2M") || !strings.Contains(params, "RNG: CPU") {
 		t.Fatalf("parameters %q", params)
 	}
-	want := refImage(t, "t2i_dpmpp2m_s42_image")
+	if worst := levelsFrom(img, refImage(t, "t2i_dpmpp2m_s42_image")); worst > 1.01 {
+		t.Fatalf("differs from diffusers' DPM-Solver++ 2M image by up to %.2f levels", worst)
+	}
+}
+
+// An SDXL model with the size conditioning flags reproduces
+// StableDiffusionXLPipeline with original_size, crops_coords_top_left and
+// target_size.
+func TestRunSDXLSizeConditioning(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "xl.png")
+	code, _, errs := runCLI(t, "run", "-m", filepath.Join("..", "..", "testdata", "pipeline", "tiny_sdxl"),
+		"-p", "a photo of a cat", "-n", "blurry", "-W", "32", "-H", "32", "--steps", "8", "--sampler", "euler",
+		"--rng", "cpu", "--compat", "diffusers", "-s", "42", "--original-size", "64x96", "--crop", "4,8",
+		"--target-size", "24x40", "-o", out)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	img, _ := readBack(t, out)
+	if worst := levelsFrom(img, refImageIn(t, "sdxl_ref.safetensors", "xl_t2i_micro_s42_image")); worst > 1.01 {
+		t.Fatalf("differs from diffusers' SDXL image by up to %.2f levels", worst)
+	}
+}
+
+// levelsFrom is the largest difference, in 8-bit levels, between a 32x32
+// image and a reference in [0, 1] (HWC floats).
+func levelsFrom(img image.Image, want []float32) float64 {
 	worst := 0.0
 	for y := 0; y < 32; y++ {
 		for x := 0; x < 32; x++ {
@@ -319,9 +353,7 @@ func TestRunReproducesDiffusers(t *testing.T) {
 			}
 		}
 	}
-	if worst > 1.01 {
-		t.Fatalf("differs from diffusers' DPM-Solver++ 2M image by up to %.2f levels", worst)
-	}
+	return worst
 }
 
 // `run --type q4_0 MODEL` and `run` on the output of `quantize q4_0 MODEL`

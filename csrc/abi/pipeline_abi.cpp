@@ -278,6 +278,12 @@ SDGO_API int32_t sdgo_request_set_i64(sdgo_request * r, int32_t key, int64_t val
             case SDGO_REQ_CLIP_SKIP: return as_int(value, &q.clip_skip, "clip skip");
             case SDGO_REQ_VAE_TILE_SIZE: return as_int(value, &q.vae_tile_size, "VAE tile size");
             case SDGO_REQ_VAE_TILE_OVERLAP: return as_int(value, &q.vae_tile_overlap, "VAE tile overlap");
+            case SDGO_REQ_ORIGINAL_WIDTH: return as_int(value, &q.original_width, "original width");
+            case SDGO_REQ_ORIGINAL_HEIGHT: return as_int(value, &q.original_height, "original height");
+            case SDGO_REQ_CROP_LEFT: return as_int(value, &q.crop_left, "crop left");
+            case SDGO_REQ_CROP_TOP: return as_int(value, &q.crop_top, "crop top");
+            case SDGO_REQ_TARGET_WIDTH: return as_int(value, &q.target_width, "target width");
+            case SDGO_REQ_TARGET_HEIGHT: return as_int(value, &q.target_height, "target height");
             case SDGO_REQ_SEED: q.seed = value; return Status();
         }
         return error(SDGO_ERR_INVALID_ARGUMENT, "request key %d is not an integer key", key);

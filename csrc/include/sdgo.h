@@ -353,6 +353,15 @@ enum sdgo_request_key {
     SDGO_REQ_CLIP_SKIP       = 21, /* 0 = the model's default */
     SDGO_REQ_VAE_TILE_SIZE   = 22, /* 512: VAE tile side in output pixels, a multiple of 8 */
     SDGO_REQ_VAE_TILE_OVERLAP = 23, /* 64: pixels shared by neighbouring tiles, a multiple of 8, <= half a tile */
+    /* SDXL size conditioning (other models ignore them), in pixels, 0..16384:
+     * the original size (0 = the output size), the crop's top-left corner
+     * (0, 0 by default) and the target size (0 = the output size). */
+    SDGO_REQ_ORIGINAL_WIDTH  = 24,
+    SDGO_REQ_ORIGINAL_HEIGHT = 25,
+    SDGO_REQ_CROP_LEFT       = 26,
+    SDGO_REQ_CROP_TOP        = 27,
+    SDGO_REQ_TARGET_WIDTH    = 28,
+    SDGO_REQ_TARGET_HEIGHT   = 29,
     /* floats */
     SDGO_REQ_CFG_SCALE       = 32, /* 7.0; 1 runs one U-Net pass per step (no guidance) */
     SDGO_REQ_STRENGTH        = 33, /* 0.75, img2img / inpaint; in (0, 1] */
