@@ -369,6 +369,25 @@ TEST(sdxl_txt2img_matches_diffusers) {
     compare_run(m, "xl_t2i_micro_s42", kSdxl, kSdxlRef);
 }
 
+// SDXL base img2img and masked img2img (the 4-channel U-Net) against
+// StableDiffusionXLImg2ImgPipeline and StableDiffusionXLInpaintPipeline.
+TEST(sdxl_img2img_and_inpaint_match_diffusers) {
+    Request r = base_request();
+    r.compat = Compat::diffusers;
+    r.steps = 10;
+    r.strength = 0.6f;
+    r.init_rgb = init_image();
+    r.init_width = r.init_height = 32;
+    compare_run(r, "xl_i2i_euler_s42", kSdxl, kSdxlRef);
+    r.steps = 8;
+    r.strength = 1.0f;
+    const std::vector<float> m = ref_data("mask");
+    REQUIRE(m.size() == 32 * 32);
+    r.mask.resize(m.size());
+    for (size_t i = 0; i < m.size(); ++i) r.mask[i] = uint8_t(m[i]);
+    compare_run(r, "xl_inp4_euler_s42", kSdxl, kSdxlRef);
+}
+
 TEST(vae_override) {
     Request r = base_request();
     r.compat = Compat::diffusers;

@@ -24,6 +24,10 @@ Outputs (testdata/pipeline/):
           uses zeros for the negative side: force_zeros_for_empty_prompt)
       xl_t2i_micro_s42_{latent,image}: the first run with original_size (96, 64),
           crops_coords_top_left (8, 4) and target_size (40, 24) (height, width)
+      xl_i2i_euler_s42_{latent,image}: img2img (StableDiffusionXLImg2ImgPipeline) of
+          gen_pipeline_ref's init image, strength 0.6, 10 steps
+      xl_inp4_euler_s42_{latent,image}: masked img2img (StableDiffusionXLInpaintPipeline on
+          the 4-channel U-Net), the right half repainted, strength 1, 8 steps
       latents [1,4,8,8] (unscaled); images [1,32,32,3] in [0,1] before 8-bit rounding
 """
 import os
@@ -32,10 +36,14 @@ import shutil
 import torch
 from safetensors.torch import save_file
 
-from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel
+import numpy as np
+from PIL import Image
+
+from diffusers import (AutoencoderKL, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline,
+                       StableDiffusionXLPipeline, UNet2DConditionModel)
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from gen_pipeline_ref import OUT, VOCAB, H, W, randomize, scheduler, write_tokenizer
+from gen_pipeline_ref import OUT, VOCAB, H, W, init_image, randomize, scheduler, write_tokenizer
 
 
 def build(seed):
@@ -100,6 +108,27 @@ def main():
     run("xl_t2i_noneg_s42")
     run("xl_t2i_micro_s42", negative_prompt=negative, original_size=(96, 64), crops_coords_top_left=(8, 4),
         target_size=(40, 24))
+
+    parts = dict(vae=vae, text_encoder=te1, text_encoder_2=te2, tokenizer=pipe.tokenizer, tokenizer_2=pipe.tokenizer_2,
+                 unet=unet, scheduler=scheduler(), force_zeros_for_empty_prompt=True, add_watermarker=False)
+    init = Image.fromarray(init_image())
+
+    def decoded(tag, lat):
+        img = (vae.decode(lat / vae.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
+        ref[tag + "_latent"] = lat.contiguous()
+        ref[tag + "_image"] = img.contiguous()
+
+    i2i = StableDiffusionXLImg2ImgPipeline(requires_aesthetics_score=False, **parts)
+    out = i2i(prompt, image=init, strength=0.6, negative_prompt=negative, num_inference_steps=10, guidance_scale=7.0,
+              generator=torch.Generator("cpu").manual_seed(42), output_type="latent")
+    decoded("xl_i2i_euler_s42", out.images)
+    mask = np.zeros((H, W), np.uint8)
+    mask[:, W // 2:] = 255
+    inp = StableDiffusionXLInpaintPipeline(requires_aesthetics_score=False, **parts)
+    out = inp(prompt, image=init, mask_image=Image.fromarray(mask), strength=1.0, height=H, width=W,
+              negative_prompt=negative, num_inference_steps=8, guidance_scale=7.0,
+              generator=torch.Generator("cpu").manual_seed(42), output_type="latent")
+    decoded("xl_inp4_euler_s42", out.images)
     save_file(ref, os.path.join(OUT, "sdxl_ref.safetensors"))
     print("wrote", d)
 
