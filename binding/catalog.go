@@ -44,6 +44,8 @@ type catalogJSON struct {
 		VAETiling string  `json:"vae_tiling"`
 		TileSize  int     `json:"vae_tile_size"`
 		Overlap   int     `json:"vae_tile_overlap"`
+		Aesthetic float64 `json:"aesthetic_score"`
+		NegAesth  float64 `json:"negative_aesthetic_score"`
 	} `json:"request"`
 	Samplers    []string `json:"samplers"`
 	Schedulers  []string `json:"schedulers"`
@@ -86,6 +88,7 @@ func (l *Library) Catalog() (Catalog, error) {
 		d.Sampler, d.Scheduler, d.Strength, d.ClipSkip, d.RNG, d.Compat = r.Sampler, r.Scheduler, r.Strength, r.ClipSkip, r.RNG, r.Compat
 		c.cat.Samplers, c.cat.Schedulers, c.cat.RNGs = j.Samplers, j.Schedulers, j.RNGs
 		d.VAETiling, d.VAETileSize, d.VAETileOverlap = r.VAETiling, r.TileSize, r.Overlap
+		d.AestheticScore, d.NegativeAestheticScore = r.Aesthetic, r.NegAesth
 		c.cat.Compat, c.cat.WeightTypes, c.cat.Limits = j.Compat, j.WeightTypes, j.Limits
 		c.cat.VAETiling = j.VAETiling
 	})
@@ -137,6 +140,12 @@ func (c Catalog) fill(req Request, rng string) Request {
 	}
 	if req.VAETileOverlap == 0 {
 		req.VAETileOverlap = d.VAETileOverlap
+	}
+	if req.AestheticScore == 0 {
+		req.AestheticScore = d.AestheticScore
+	}
+	if req.NegativeAestheticScore == 0 {
+		req.NegativeAestheticScore = d.NegativeAestheticScore
 	}
 	return req
 }

@@ -54,6 +54,9 @@ type Request struct {
 	OriginalWidth, OriginalHeight int
 	CropLeft, CropTop             int
 	TargetWidth, TargetHeight     int
+	// SDXL refiner: the aesthetic score of the positive and the negative
+	// side (0 takes the defaults, 6 and 2.5).
+	AestheticScore, NegativeAestheticScore float64
 	// Progress, if set, is called when a phase begins and after every
 	// sampler step, on the goroutine that called Generate. A panic in it
 	// cancels the generation, which then returns an error that holds the
@@ -127,6 +130,8 @@ const (
 	reqTargetHeight   = 29
 	reqCFGScale       = 32
 	reqStrength       = 33
+	reqAesthetic      = 35
+	reqNegAesthetic   = 36
 	reqInitImage      = 48
 	reqMask           = 49
 )
@@ -229,7 +234,8 @@ func setRequest(f *functions, r uintptr, req *Request) error {
 	for _, s := range []struct {
 		key int32
 		v   float64
-	}{{reqCFGScale, req.CFGScale}, {reqStrength, req.Strength}} {
+	}{{reqCFGScale, req.CFGScale}, {reqStrength, req.Strength}, {reqAesthetic, req.AestheticScore},
+		{reqNegAesthetic, req.NegativeAestheticScore}} {
 		if s.v == 0 {
 			continue
 		}

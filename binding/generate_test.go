@@ -22,6 +22,7 @@ var (
 	tinyRef          = filepath.Join("..", "testdata", "pipeline", "ref.safetensors")
 	tinySDXL         = filepath.Join("..", "testdata", "pipeline", "tiny_sdxl")
 	tinySDXLRef      = filepath.Join("..", "testdata", "pipeline", "sdxl_ref.safetensors")
+	tinyRefiner      = filepath.Join("..", "testdata", "pipeline", "tiny_sdxl_refiner")
 )
 
 func loadTiny(t testing.TB, path string) *Model {
@@ -160,6 +161,41 @@ func TestGenerateSDXLMatchesDiffusers(t *testing.T) {
 	}
 	if string(micro.Images[0].Pix) == string(res.Images[0].Pix) {
 		t.Fatal("the size conditioning did not change the image")
+	}
+}
+
+// The SDXL refiner on its own (img2img) with the aesthetic scores and size
+// conditioning set, against StableDiffusionXLImg2ImgPipeline.
+func TestGenerateSDXLRefinerMatchesDiffusers(t *testing.T) {
+	m := loadTiny(t, tinyRefiner)
+	if info := m.Info(); info.Family != "sdxl-refiner" {
+		t.Fatalf("family %q, want sdxl-refiner", info.Family)
+	}
+	req := tinyRequest()
+	req.NegativePrompt = ""
+	req.Steps, req.Strength, req.InitImage = 10, 0.6, initImage(t)
+	req.AestheticScore, req.NegativeAestheticScore = 7.5, 1
+	req.OriginalWidth, req.OriginalHeight, req.CropLeft, req.CropTop = 40, 48, 8, 4
+	res, err := m.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxPixelDiff(res.Images[0], refTensorIn(t, tinySDXLRef, "xlr_i2i_aes_s42_image")); d > 1.01 {
+		t.Fatalf("max pixel difference from diffusers %.2f", d)
+	}
+	if res.Params.AestheticScore != 7.5 {
+		t.Fatalf("params %+v", res.Params)
+	}
+	req.AestheticScore, req.NegativeAestheticScore = 0, 0 // the defaults, 6 and 2.5
+	def, err := m.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Params.AestheticScore != 6 || def.Params.NegativeAestheticScore != 2.5 {
+		t.Fatalf("default aesthetic scores %g / %g", def.Params.AestheticScore, def.Params.NegativeAestheticScore)
+	}
+	if string(def.Images[0].Pix) == string(res.Images[0].Pix) {
+		t.Fatal("the aesthetic scores did not change the image")
 	}
 }
 

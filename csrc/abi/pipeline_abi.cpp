@@ -301,6 +301,8 @@ SDGO_API int32_t sdgo_request_set_f64(sdgo_request * r, int32_t key, double valu
             case SDGO_REQ_CFG_SCALE: q.cfg_scale = float(value); return Status();
             case SDGO_REQ_STRENGTH: q.strength = float(value); return Status();
             case SDGO_REQ_ETA: q.eta = float(value); return Status();
+            case SDGO_REQ_AESTHETIC_SCORE: q.aesthetic_score = float(value); return Status();
+            case SDGO_REQ_NEGATIVE_AESTHETIC_SCORE: q.negative_aesthetic_score = float(value); return Status();
         }
         return error(SDGO_ERR_INVALID_ARGUMENT, "request key %d is not a float key", key);
     });

@@ -366,6 +366,8 @@ enum sdgo_request_key {
     SDGO_REQ_CFG_SCALE       = 32, /* 7.0; 1 runs one U-Net pass per step (no guidance) */
     SDGO_REQ_STRENGTH        = 33, /* 0.75, img2img / inpaint; in (0, 1] */
     SDGO_REQ_ETA             = 34, /* < 0: the sampler's default */
+    SDGO_REQ_AESTHETIC_SCORE = 35, /* 6.0: SDXL refiner, the positive side's aesthetic score */
+    SDGO_REQ_NEGATIVE_AESTHETIC_SCORE = 36, /* 2.5: SDXL refiner, the negative side's */
     /* images */
     SDGO_REQ_INIT_IMAGE      = 48, /* RGB8, channels = 3; the same size as the output */
     SDGO_REQ_MASK            = 49  /* 8-bit, channels = 1; >= 128 repaints; needs an init image */

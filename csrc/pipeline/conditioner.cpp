@@ -150,95 +150,100 @@ Status ClipConditioner::encode(Backend & be, const std::string & prompt, const s
 
 // ---- SDXL ----------------------------------------------------------------
 
-Status SdxlConditioner::build(Graph & g, const model::Weights & w, Tensor * ids1, Tensor * ids2, Tensor * rows,
-                              int clip_skip, Tensor ** out1, Tensor ** out2, Tensor ** pooled) const {
+int64_t SdxlConditioner::context_dim() const {
+    int64_t d = 0;
+    for (const Encoder & e : e_) d += e.cfg.hidden;
+    return d;
+}
+
+Status SdxlConditioner::build(Graph & g, const model::Weights & w, Tensor * const * ids, Tensor * rows,
+                              int clip_skip, Tensor ** outs, Tensor ** pooled) const {
     model::ClipOptions copt;
     copt.clip_skip = clip_skip;
     copt.final_norm = false;
-    SDGO_TRY(model::build_clip_text(g, w, e_[0].prefix, e_[0].cfg, copt, ids1, out1));
-    return model::build_clip_text_pooled(g, w, e_[1].prefix, e_[1].cfg, copt, ids2, rows, out2, pooled);
+    const size_t last = e_.size() - 1;
+    for (size_t i = 0; i < last; i++)
+        SDGO_TRY(model::build_clip_text(g, w, e_[i].prefix, e_[i].cfg, copt, ids[i], &outs[i]));
+    return model::build_clip_text_pooled(g, w, e_[last].prefix, e_[last].cfg, copt, ids[last], rows, &outs[last],
+                                         pooled);
 }
 
 Status SdxlConditioner::record(model::WeightStore * store) const {
     Graph g;
-    Tensor * ids1 = g.input(DType::i32, {e_[0].cfg.max_positions, 1}, "ids");
-    Tensor * ids2 = g.input(DType::i32, {e_[1].cfg.max_positions, 1}, "ids_2");
+    std::vector<Tensor *> ids(e_.size()), outs(e_.size());
+    for (size_t i = 0; i < e_.size(); i++) ids[i] = g.input(DType::i32, {e_[i].cfg.max_positions, 1}, "ids");
     Tensor * rows = g.input(DType::i32, {1}, "rows");
-    Tensor *a = nullptr, *b = nullptr, *p = nullptr;
+    Tensor * p = nullptr;
     // clip skip 1 reads every layer (a request may select any of them)
-    return build(g, model::WeightRecorder(store), ids1, ids2, rows, 1, &a, &b, &p);
+    return build(g, model::WeightRecorder(store), ids.data(), rows, 1, outs.data(), &p);
 }
 
 Status SdxlConditioner::encode(Backend & be, const std::string & prompt, const std::string & negative,
                                const PromptOptions & opt, Condition * cond, Condition * uncond,
                                int64_t * tokens) const {
+    const size_t ne = e_.size();
+    if (ne < 1 || ne > 2) return error(SDGO_ERR_INTERNAL, "SDXL conditioner with %zu text encoders", ne);
     const int64_t T = e_[0].cfg.max_positions;
-    if (e_[1].cfg.max_positions != T)
-        return error(SDGO_ERR_FORMAT, "the SDXL text encoders have windows of %lld and %lld positions", (long long)T,
-                     (long long)e_[1].cfg.max_positions);
-    TokenSides ts[2];
-    for (int i = 0; i < 2; i++)
+    std::vector<TokenSides> ts(ne);
+    for (size_t i = 0; i < ne; i++) {
+        if (e_[i].cfg.max_positions != T)
+            return error(SDGO_ERR_FORMAT, "the SDXL text encoders have windows of %lld and %lld positions",
+                         (long long)T, (long long)e_[i].cfg.max_positions);
         SDGO_TRY(tokenize_sides(*e_[i].tok, e_[i].pad_id, e_[i].cfg, prompt, negative, opt, &ts[i],
                                 i == 0 ? tokens : nullptr));
-    if (ts[0].kc != ts[1].kc || ts[0].ku != ts[1].ku)
-        return error(SDGO_ERR_FORMAT, "the two SDXL tokenizers split the prompt into different chunk counts");
+        if (ts[i].kc != ts[0].kc || ts[i].ku != ts[0].ku)
+            return error(SDGO_ERR_FORMAT, "the two SDXL tokenizers split the prompt into different chunk counts");
+    }
     int clip_skip = 0;
     // The default is the penultimate layer; a clip skip counts from the last
     // layer as in SD 1.x (1 = last, 2 = penultimate).
-    for (int i = 0; i < 2; i++) SDGO_TRY(resolve_clip_skip(opt.clip_skip, 2, e_[i].cfg, &clip_skip));
+    for (size_t i = 0; i < ne; i++) SDGO_TRY(resolve_clip_skip(opt.clip_skip, 2, e_[i].cfg, &clip_skip));
     const int kc = ts[0].kc, n = ts[0].kc + ts[0].ku;
-    std::vector<int32_t> ids[2];
-    for (int i = 0; i < 2; i++) {
+    std::vector<std::vector<int32_t>> ids(ne);
+    for (size_t i = 0; i < ne; i++) {
         ids[i] = ts[i].ids_c;
         ids[i].insert(ids[i].end(), ts[i].ids_u.begin(), ts[i].ids_u.end());
     }
     std::vector<int32_t> rows(size_t(n), 0);
-    model::clip_pooled_rows(ids[1].data(), T, n, e_[1].tok->eos_id(), rows.data());
+    model::clip_pooled_rows(ids[ne - 1].data(), T, n, e_[ne - 1].tok->eos_id(), rows.data());
 
     Graph g;
-    Tensor * t_ids1 = g.input(DType::i32, {T, n}, "ids");
-    Tensor * t_ids2 = g.input(DType::i32, {T, n}, "ids_2");
+    std::vector<Tensor *> t_ids(ne), outs(ne);
+    for (size_t i = 0; i < ne; i++) t_ids[i] = g.input(DType::i32, {T, n}, "ids");
     Tensor * t_rows = g.input(DType::i32, {n}, "rows");
-    Tensor *y1 = nullptr, *y2 = nullptr, *pooled = nullptr;
-    SDGO_TRY(build(g, *w_, t_ids1, t_ids2, t_rows, clip_skip, &y1, &y2, &pooled));
-    g.set_output(y1);
-    g.set_output(y2);
+    Tensor * pooled = nullptr;
+    SDGO_TRY(build(g, *w_, t_ids.data(), t_rows, clip_skip, outs.data(), &pooled));
+    for (Tensor * o : outs) g.set_output(o);
     g.set_output(pooled);
     SDGO_TRY(be.alloc_graph(g));
-    SDGO_TRY(be.set_tensor(t_ids1, ids[0].data(), 0, ids[0].size() * sizeof(int32_t)));
-    SDGO_TRY(be.set_tensor(t_ids2, ids[1].data(), 0, ids[1].size() * sizeof(int32_t)));
+    for (size_t i = 0; i < ne; i++)
+        SDGO_TRY(be.set_tensor(t_ids[i], ids[i].data(), 0, ids[i].size() * sizeof(int32_t)));
     SDGO_TRY(be.set_tensor(t_rows, rows.data(), 0, rows.size() * sizeof(int32_t)));
     SDGO_TRY(be.compute(g));
 
     // Each encoder's contexts, weighted on their own, then interleaved per token.
-    const int64_t D[2] = {e_[0].cfg.hidden, e_[1].cfg.hidden};
-    const int64_t DC = D[0] + D[1];
-    std::vector<float> c[2], u[2];
-    Tensor * outs[2] = {y1, y2};
-    for (int i = 0; i < 2; i++) {
-        std::vector<float> z(size_t(D[i] * T * n));
+    const int64_t DC = context_dim();
+    const size_t n_tok_c = size_t(T) * size_t(kc), n_tok_u = size_t(T) * size_t(n - kc);
+    cond->context.assign(n_tok_c * size_t(DC), 0.0f);
+    uncond->context.assign(n_tok_u * size_t(DC), 0.0f);
+    int64_t at = 0;  // channel offset of encoder i in the context
+    for (size_t i = 0; i < ne; i++) {
+        const int64_t D = e_[i].cfg.hidden;
+        std::vector<float> z(size_t(D * T * n));
         SDGO_TRY(be.get_tensor(outs[i], z.data(), 0, z.size() * sizeof(float)));
-        c[i].assign(z.begin(), z.begin() + size_t(D[i] * T * kc));
-        u[i].assign(z.begin() + size_t(D[i] * T * kc), z.end());
-        SDGO_TRY(emphasize(ts[i], T, D[i], &c[i], &u[i]));
+        std::vector<float> c(z.begin(), z.begin() + size_t(D) * n_tok_c), u(z.begin() + size_t(D) * n_tok_c, z.end());
+        SDGO_TRY(emphasize(ts[i], T, D, &c, &u));
+        for (size_t t = 0; t < n_tok_c; t++) std::copy_n(c.data() + t * D, D, cond->context.data() + t * DC + at);
+        for (size_t t = 0; t < n_tok_u; t++) std::copy_n(u.data() + t * D, D, uncond->context.data() + t * DC + at);
+        at += D;
     }
-    auto interleave = [&](const std::vector<float> * parts, Condition * out) {
-        const size_t tokens_n = parts[0].size() / size_t(D[0]);
-        out->context.assign(tokens_n * size_t(DC), 0.0f);
-        for (size_t t = 0; t < tokens_n; t++) {
-            std::copy_n(parts[0].data() + t * D[0], D[0], out->context.data() + t * DC);
-            std::copy_n(parts[1].data() + t * D[1], D[1], out->context.data() + t * DC + D[0]);
-        }
-        out->context_dim = DC;
-    };
-    interleave(c, cond);
-    interleave(u, uncond);
+    cond->context_dim = uncond->context_dim = DC;
     const int64_t P = pooled->ne[0];
     std::vector<float> pv(size_t(P * n));
     SDGO_TRY(be.get_tensor(pooled, pv.data(), 0, pv.size() * sizeof(float)));
-    cond->pooled.assign(pv.begin(), pv.begin() + P);                                  // first chunk
+    cond->pooled.assign(pv.begin(), pv.begin() + P);  // the first chunk's
     uncond->pooled.assign(pv.begin() + size_t(P * kc), pv.begin() + size_t(P * (kc + 1)));
-    if (negative.empty()) {
+    if (negative.empty() && zero_empty_negative_) {
         std::fill(uncond->context.begin(), uncond->context.end(), 0.0f);
         std::fill(uncond->pooled.begin(), uncond->pooled.end(), 0.0f);
     }

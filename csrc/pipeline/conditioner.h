@@ -88,15 +88,17 @@ private:
     int default_clip_skip_;
 };
 
-// SDXL base: CLIP ViT-L and OpenCLIP ViT-bigG read the same text (each with
-// its own tokenizer: L pads with the end token, bigG with "!"); the selected
-// layer of each (default the penultimate), without the final LayerNorm, is
-// weighted by the A1111 emphasis on its own and the two are concatenated per
-// token, L's channels first (context_dim = L + bigG widths). The pooled
-// output is bigG's final-LayerNorm state at the end token of the first
-// chunk, through its text projection, unweighted (as A1111). An empty
-// negative prompt gives zeros for the negative context and pooled output
-// (diffusers' force_zeros_for_empty_prompt, A1111's zeroed empty negative).
+// SDXL: the base's CLIP ViT-L and OpenCLIP ViT-bigG read the same text
+// (each with its own tokenizer: L pads with the end token, bigG with "!");
+// the refiner has bigG alone. The selected layer of each (default the
+// penultimate), without the final LayerNorm, is weighted by the A1111
+// emphasis on its own and the encoders' outputs are concatenated per token
+// in order (context_dim = the sum of their widths). The pooled output is
+// the last encoder's (bigG's) final-LayerNorm state at the end token of the
+// first chunk, through its text projection, unweighted (as A1111). With
+// zero_empty_negative, an empty negative prompt gives zeros for the negative
+// context and pooled output (diffusers' force_zeros_for_empty_prompt, A1111's
+// zeroed empty negative).
 class SdxlConditioner final : public Conditioner {
 public:
     struct Encoder {
@@ -105,24 +107,25 @@ public:
         const text::ClipTokenizer * tok = nullptr;
         int32_t pad_id = 0;
     };
-    // e2 must have a text projection (cfg.projection_dim > 0).
-    SdxlConditioner(const model::Weights * weights, Encoder e1, Encoder e2)
-        : w_(weights), e_{std::move(e1), std::move(e2)} {}
+    // One or two encoders; the last must have a text projection
+    // (cfg.projection_dim > 0).
+    SdxlConditioner(const model::Weights * weights, std::vector<Encoder> encoders, bool zero_empty_negative)
+        : w_(weights), e_(std::move(encoders)), zero_empty_negative_(zero_empty_negative) {}
 
-    int64_t context_dim() const override { return e_[0].cfg.hidden + e_[1].cfg.hidden; }
-    int64_t pooled_dim() const { return e_[1].cfg.projection_dim; }
+    int64_t context_dim() const override;
     Status encode(Backend & be, const std::string & prompt, const std::string & negative, const PromptOptions & opt,
                   Condition * cond, Condition * uncond, int64_t * tokens) const override;
     Status record(model::WeightStore * store) const override;
 
 private:
-    // Both encoders over ids1 / ids2 [T, n]: the contexts [hidden_i, T, n]
-    // and bigG's pooled output [projection_dim, n] at the rows `rows`.
-    Status build(Graph & g, const model::Weights & w, Tensor * ids1, Tensor * ids2, Tensor * rows, int clip_skip,
-                 Tensor ** out1, Tensor ** out2, Tensor ** pooled) const;
+    // The encoders over ids[i] [T, n]: the contexts [hidden_i, T, n] and the
+    // last encoder's pooled output [projection_dim, n] at the rows `rows`.
+    Status build(Graph & g, const model::Weights & w, Tensor * const * ids, Tensor * rows, int clip_skip,
+                 Tensor ** outs, Tensor ** pooled) const;
 
     const model::Weights * w_;
-    Encoder e_[2];
+    std::vector<Encoder> e_;
+    bool zero_empty_negative_;
 };
 
 }  // namespace sdgo::pipeline

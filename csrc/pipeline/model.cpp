@@ -100,6 +100,8 @@ Status parse_weight_plan(const std::string & text, WeightPlan * out) {
 }
 
 const char * Model::unet_prefix() { return model::kUNetPrefix; }
+
+int Model::label_values(const std::string & family) { return family == "sdxl-refiner" ? 5 : 6; }
 const char * Model::vae_prefix() { return model::kVAEPrefix; }
 
 Model::Model() = default;
@@ -212,16 +214,13 @@ Status Model::load_on(const ModelOptions & opt, Device * dev, std::unique_ptr<Mo
     }
     SDGO_TRY(model::detect(p->lm_, &p->info_));
     const model::ModelInfo & info = p->info_;
-    if (info.family == "sdxl-refiner")
-        return error(SDGO_ERR_UNSUPPORTED, "%s: the SDXL refiner is not supported yet (SD 1.x, 2.x and SDXL base are)",
-                     opt.model_path.c_str());
-    if (info.family != "sd1" && info.family != "sd2" && info.family != "sdxl")
+    if (info.family != "sd1" && info.family != "sd2" && info.family != "sdxl" && info.family != "sdxl-refiner")
         return error(SDGO_ERR_UNSUPPORTED,
                      "%s: not a Stable Diffusion 1.x, 2.x or SDXL checkpoint (detected \"%s\")",
                      opt.model_path.c_str(), info.family.c_str());
-    const bool sdxl = info.family == "sdxl";
+    const bool sdxl = info.family == "sdxl", refiner = info.family == "sdxl-refiner";
     if (!info.unet.present) return error(SDGO_ERR_FORMAT, "%s: the model has no U-Net", opt.model_path.c_str());
-    if (!info.text_encoder.present)
+    if (!refiner && !info.text_encoder.present)
         return error(SDGO_ERR_FORMAT, "%s: the model has no text encoder", opt.model_path.c_str());
 
     // U-Net
@@ -233,28 +232,32 @@ Status Model::load_on(const ModelOptions & opt, Device * dev, std::unique_ptr<Mo
                      "U-Net with %lld input channels for %lld latent channels is not supported (the latent alone, "
                      "or an inpainting model's latent + mask + masked-image latent)",
                      (long long)u.in_channels, (long long)latent);
-    if (u.adm_in_channels != 0 && !sdxl)
+    if (u.adm_in_channels != 0 && !sdxl && !refiner)
         return error(SDGO_ERR_UNSUPPORTED, "U-Net with a label embedding outside an SDXL model is not supported");
 
-    // Text encoders: SDXL's two are concatenated per token.
+    // Text encoders: SDXL's are concatenated per token (the base: CLIP-L and
+    // bigG; the refiner: bigG alone); the label vector holds bigG's pooled
+    // output and the size values (the base: six; the refiner: four and the
+    // aesthetic score), each embedded in an even width.
     const model::ClipConfig & clip = info.text_encoder.cfg;
     const model::ClipConfig & clip2 = info.text_encoder_2.cfg;
-    if (sdxl) {
+    if (sdxl || refiner) {
         if (!info.text_encoder_2.present)
-            return error(SDGO_ERR_FORMAT, "%s: the SDXL model has no second text encoder (OpenCLIP ViT-bigG)",
+            return error(SDGO_ERR_FORMAT, "%s: the SDXL model has no OpenCLIP ViT-bigG text encoder",
                          opt.model_path.c_str());
         if (clip2.projection_dim <= 0)
-            return error(SDGO_ERR_FORMAT, "%s: the second text encoder has no text projection",
+            return error(SDGO_ERR_FORMAT, "%s: the OpenCLIP ViT-bigG text encoder has no text projection",
                          opt.model_path.c_str());
-        if (clip.hidden + clip2.hidden != u.context_dim)
+        const int64_t width = (sdxl ? clip.hidden : 0) + clip2.hidden;
+        if (width != u.context_dim)
+            return error(SDGO_ERR_FORMAT, "text encoder widths (%lld in all) do not match the U-Net context width %lld",
+                         (long long)width, (long long)u.context_dim);
+        const int64_t values = label_values(info.family);
+        if (u.adm_in_channels <= clip2.projection_dim || (u.adm_in_channels - clip2.projection_dim) % (2 * values) != 0)
             return error(SDGO_ERR_FORMAT,
-                         "text encoder widths %lld + %lld do not match the U-Net context width %lld",
-                         (long long)clip.hidden, (long long)clip2.hidden, (long long)u.context_dim);
-        if (u.adm_in_channels <= clip2.projection_dim || (u.adm_in_channels - clip2.projection_dim) % 12 != 0)
-            return error(SDGO_ERR_FORMAT,
-                         "the U-Net's label input of %lld does not fit the pooled text embedding of %lld and six "
+                         "the U-Net's label input of %lld does not fit the pooled text embedding of %lld and %lld "
                          "size embeddings",
-                         (long long)u.adm_in_channels, (long long)clip2.projection_dim);
+                         (long long)u.adm_in_channels, (long long)clip2.projection_dim, (long long)values);
     } else if (clip.hidden != u.context_dim) {
         return error(SDGO_ERR_FORMAT, "text encoder width %lld does not match the U-Net context width %lld",
                      (long long)clip.hidden, (long long)u.context_dim);
@@ -264,22 +267,29 @@ Status Model::load_on(const ModelOptions & opt, Device * dev, std::unique_ptr<Mo
     const int default_clip_skip = (info.family == "sd2" && !p->lm_.diffusers) ? 2 : 1;
 
     // Tokenizers: the folder's (or the file's) own when present, else the
-    // built-in CLIP BPE (padding: SD 1.x and SDXL's first encoder with the
-    // end token, SD 2.x and SDXL's second with "!", id 0).
+    // built-in CLIP BPE (padding: SD 1.x and SDXL's CLIP-L with the end
+    // token, SD 2.x and SDXL's bigG with "!", id 0).
+    p->store_.reset(new model::WeightStore(&p->lm_.files, p->device_, wopt));
     const text::ClipTokenizer * tok = nullptr;
     int32_t pad_id = 0;
-    SDGO_TRY(p->tokenizer(p->lm_.tokenizer, info.family == "sd2" ? 0 : text::kClipEosId, clip, &p->own_tok_, &tok,
-                          &pad_id));
-    p->store_.reset(new model::WeightStore(&p->lm_.files, p->device_, wopt));
-    if (sdxl) {
+    if (!refiner)
+        SDGO_TRY(p->tokenizer(p->lm_.tokenizer, info.family == "sd2" ? 0 : text::kClipEosId, clip, &p->own_tok_,
+                              &tok, &pad_id));
+    if (sdxl || refiner) {
         const text::ClipTokenizer * tok2 = nullptr;
         int32_t pad2 = 0;
         const model::TokenizerFiles & tf2 = p->lm_.tokenizer_2.present() ? p->lm_.tokenizer_2 : p->lm_.tokenizer;
         Status st = p->tokenizer(tf2, 0, clip2, &p->own_tok2_, &tok2, &pad2);
-        if (!st.ok()) return st.wrap("second tokenizer");
-        SdxlConditioner::Encoder e1{model::text_encoder_prefix(1), clip, tok, pad_id};
-        SdxlConditioner::Encoder e2{model::text_encoder_prefix(2), clip2, tok2, pad2};
-        p->cond_.reset(new SdxlConditioner(p->store_.get(), e1, e2));
+        if (!st.ok()) return st.wrap("bigG tokenizer");
+        std::vector<SdxlConditioner::Encoder> enc;
+        if (sdxl) enc.push_back({model::text_encoder_prefix(1), clip, tok, pad_id});
+        enc.push_back({model::text_encoder_prefix(2), clip2, tok2, pad2});
+        // A diffusers folder says whether an empty negative is zeroed (the
+        // refiner's says no); single files follow A1111, which zeroes it.
+        const bool zero_negative = p->lm_.model_index.kind == formats::Json::object
+                                       ? p->lm_.model_index.bool_or("force_zeros_for_empty_prompt", true)
+                                       : true;
+        p->cond_.reset(new SdxlConditioner(p->store_.get(), std::move(enc), zero_negative));
     } else {
         p->cond_.reset(new ClipConditioner(p->store_.get(), model::text_encoder_prefix(1), clip, tok, pad_id,
                                            default_clip_skip));
@@ -336,7 +346,7 @@ Status Model::load_on(const ModelOptions & opt, Device * dev, std::unique_ptr<Mo
     s.latent_channels = int(latent);
     s.vae_downscale = p->vae_cfg_.downscale();
     s.granularity = s.vae_downscale * (1 << (u.levels() - 1));
-    s.text_max_positions = int(clip.max_positions);
+    s.text_max_positions = int(refiner ? clip2.max_positions : clip.max_positions);
     s.backend = p->device_->info().backend;
     s.device = p->device_->info().name;
     s.weight_bytes = p->store_->prepared_bytes() + (p->vae_store_ ? p->vae_store_->prepared_bytes() : 0);

@@ -99,6 +99,10 @@ public:
     int64_t concat_channels() const { return unet_cfg_.in_channels - unet_cfg_.out_channels; }
 
     static const char * unet_prefix();
+    // How many values the SDXL label vector embeds besides the pooled text:
+    // the base six (original height, width, crop top, left, target height,
+    // width), the refiner five (the first four and the aesthetic score).
+    static int label_values(const std::string & family);
     static const char * vae_prefix();
 
 private:

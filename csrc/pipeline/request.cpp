@@ -64,6 +64,8 @@ Status validate_request(const Request & r) {
                      r.batch, r.width, r.height, (unsigned long long)bytes, (unsigned long long)kMaxOutputBytes);
     if (!std::isfinite(r.cfg_scale)) return error(SDGO_ERR_INVALID_ARGUMENT, "cfg scale must be finite");
     if (!std::isfinite(r.eta)) return error(SDGO_ERR_INVALID_ARGUMENT, "eta must be finite");
+    if (!std::isfinite(r.aesthetic_score) || !std::isfinite(r.negative_aesthetic_score))
+        return error(SDGO_ERR_INVALID_ARGUMENT, "aesthetic scores must be finite");
     if (r.clip_skip < 0) return error(SDGO_ERR_INVALID_ARGUMENT, "clip skip must be >= 0, got %d", r.clip_skip);
     if (r.rng < -1 || r.rng > 1) return error(SDGO_ERR_INVALID_ARGUMENT, "unknown rng %d", r.rng);
     if (r.vae_tile_size < 32 || r.vae_tile_size > kMaxImageSide || r.vae_tile_size % 8 != 0)
@@ -115,8 +117,10 @@ std::string catalog_json() {
     o += strprintf("\"sampler\":\"%s\",\"scheduler\":\"%s\",\"strength\":%g,\"clip_skip\":%d,\"rng\":\"%s\",",
                    sampling::sampler_name(d.sampler), sampling::scheduler_name(d.scheduler), double(d.strength),
                    d.clip_skip, sampling::rng_type_name(sampling::RngType::Cuda));
-    o += strprintf("\"compat\":\"%s\",\"vae_tiling\":\"%s\",\"vae_tile_size\":%d,\"vae_tile_overlap\":%d},",
+    o += strprintf("\"compat\":\"%s\",\"vae_tiling\":\"%s\",\"vae_tile_size\":%d,\"vae_tile_overlap\":%d,",
                    compat_name(d.compat), vae_tiling_name(d.vae_tiling), d.vae_tile_size, d.vae_tile_overlap);
+    o += strprintf("\"aesthetic_score\":%g,\"negative_aesthetic_score\":%g},", double(d.aesthetic_score),
+                   double(d.negative_aesthetic_score));
     o += "\"samplers\":" + quoted_list(samplers) + ",\"schedulers\":" + quoted_list(schedulers);
     o += ",\"rngs\":" + quoted_list({sampling::rng_type_name(sampling::RngType::Cuda),
                                     sampling::rng_type_name(sampling::RngType::Cpu)});

@@ -72,11 +72,16 @@ struct Request {
     int vae_tile_size = 512;
     int vae_tile_overlap = 64;
     // SDXL size conditioning (the label vector's original size, crop
-    // top-left and target size; both CFG sides get the same): a size of 0
+    // top-left and target size, the same on both CFG sides): a size of 0
     // takes the output size; crop defaults to (0, 0). Other models ignore them.
     int original_width = 0, original_height = 0;
     int crop_left = 0, crop_top = 0;
     int target_width = 0, target_height = 0;
+    // SDXL refiner: the aesthetic score conditioning of the positive and
+    // the negative side (in place of the target size). Under
+    // Compat::diffusers the refiner's negative side takes crop (0, 0), as
+    // diffusers' img2img pipeline does; A1111 gives both sides the crop.
+    float aesthetic_score = 6.0f, negative_aesthetic_score = 2.5f;
 };
 
 // Checks what can be checked without the model: sizes, counts, ranges, and
@@ -116,7 +121,7 @@ struct Result {
 //   {"request":{"width":512,"height":512,"steps":20,"cfg_scale":7,"seed":42,
 //     "batch":1,"sampler":"euler_a","scheduler":"discrete","strength":0.75,
 //     "clip_skip":0,"rng":"cuda","compat":"a1111","vae_tiling":"auto",
-//     "vae_tile_size":512,"vae_tile_overlap":64},
+//     "vae_tile_size":512,"vae_tile_overlap":64,"aesthetic_score":6,"negative_aesthetic_score":2.5},
 //    "samplers":[...],"schedulers":[...],"rngs":["cuda","cpu"],
 //    "compat":["a1111","diffusers"],"vae_tiling":["auto","on","off"],"weight_types":[...],
 //    "limits":{"max_side":16384,"max_steps":10000,"max_batch":1024,"max_output_bytes":N}}

@@ -412,20 +412,33 @@ Status Session::generate(const Request & req, const Hooks & hooks, Result * out)
     Tensor * gc = g.input(DType::f32, {D, L, B}, "context");
     Tensor * gy = nullptr;
     // SDXL: the label vector from the pooled text embedding and the size
-    // conditioning, inside the U-Net graph (set once per request).
+    // conditioning (the refiner: the aesthetic score in place of the target
+    // size, its own value on each side), inside the U-Net graph (set once
+    // per request).
     Tensor *gp = nullptr, *gv = nullptr, *glabel = nullptr;
-    std::vector<float> label_values;
+    std::vector<float> values_c, values_u;
     if (m_->unet_config().adm_in_channels > 0) {
         const int64_t P = int64_t(cond.pooled.size());
-        label_values = {float(req.original_height > 0 ? req.original_height : p.H),
-                        float(req.original_width > 0 ? req.original_width : p.W),
-                        float(req.crop_top),
-                        float(req.crop_left),
-                        float(req.target_height > 0 ? req.target_height : p.H),
-                        float(req.target_width > 0 ? req.target_width : p.W)};
-        const int64_t k = int64_t(label_values.size());
+        const float oh = float(req.original_height > 0 ? req.original_height : p.H);
+        const float ow = float(req.original_width > 0 ? req.original_width : p.W);
+        values_c = {oh, ow, float(req.crop_top), float(req.crop_left)};
+        values_u = values_c;
+        if (m_->info().family == "sdxl-refiner") {
+            // diffusers' refiner pipeline gives the negative side crop (0, 0)
+            // (negative_crops_coords_top_left); A1111 the same crop as the positive.
+            if (p.diffusers) values_u[2] = values_u[3] = 0.0f;
+            values_c.push_back(req.aesthetic_score);
+            values_u.push_back(req.negative_aesthetic_score);
+        } else {
+            for (std::vector<float> * v : {&values_c, &values_u}) {
+                v->push_back(float(req.target_height > 0 ? req.target_height : p.H));
+                v->push_back(float(req.target_width > 0 ? req.target_width : p.W));
+            }
+        }
+        const int64_t k = int64_t(values_c.size());
         const int64_t embed = (m_->unet_config().adm_in_channels - P) / k;
-        if (P == 0 || embed <= 0 || embed % 2 != 0 || P + k * embed != m_->unet_config().adm_in_channels)
+        if (P == 0 || k != Model::label_values(m_->info().family) || embed <= 0 || embed % 2 != 0 ||
+            P + k * embed != m_->unet_config().adm_in_channels)
             return error(SDGO_ERR_FORMAT, "the U-Net's label input of %lld does not fit a pooled text embedding of %lld "
                          "and %lld size values",
                          (long long)m_->unet_config().adm_in_channels, (long long)P, (long long)k);
@@ -439,9 +452,11 @@ Status Session::generate(const Request & req, const Hooks & hooks, Result * out)
     if (gp) {
         std::vector<float> pooled, values;
         for (int b = 0; b < B; ++b) {
-            const Condition & c = (p.cfg && b == 0) ? uncond : cond;
+            const bool neg = p.cfg && b == 0;
+            const Condition & c = neg ? uncond : cond;
+            const std::vector<float> & v = neg ? values_u : values_c;
             pooled.insert(pooled.end(), c.pooled.begin(), c.pooled.end());
-            values.insert(values.end(), label_values.begin(), label_values.end());
+            values.insert(values.end(), v.begin(), v.end());
         }
         SDGO_TRY(be_->set_tensor(gp, pooled.data(), 0, pooled.size() * sizeof(float)));
         SDGO_TRY(be_->set_tensor(gv, values.data(), 0, values.size() * sizeof(float)));

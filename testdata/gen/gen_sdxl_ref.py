@@ -28,6 +28,16 @@ Outputs (testdata/pipeline/):
           gen_pipeline_ref's init image, strength 0.6, 10 steps
       xl_inp4_euler_s42_{latent,image}: masked img2img (StableDiffusionXLInpaintPipeline on
           the 4-channel U-Net), the right half repainted, strength 1, 8 steps
+  tiny_sdxl_refiner/   StableDiffusionXLImg2ImgPipeline folder of a refiner: the base's bigG
+                      text encoder, tokenizer_2 and VAE, a refiner-shaped U-Net (attention on
+                      the middle level only, label = pooled + 4 sizes + aesthetic score),
+                      requires_aesthetics_score, force_zeros_for_empty_prompt false
+      xlr_i2i_euler_s42_{latent,image}: the refiner's img2img, strength 0.6, 10 steps,
+          aesthetic scores 6 / 2.5
+      xlr_i2i_aes_s42_{latent,image}: the same without a negative prompt (encoded, not
+          zeroed), aesthetic scores 7.5 / 1, original_size (48, 40), crop (4, 8)
+      xl_2stage_s42_{latent,image}: the base with denoising_end 0.75 handing its latents to
+          the refiner with denoising_start 0.75 (8 steps, CFG 7, seed 42)
       latents [1,4,8,8] (unscaled); images [1,32,32,3] in [0,1] before 8-bit rounding
 """
 import os
@@ -70,6 +80,21 @@ def build(seed):
                         layers_per_block=1, norm_num_groups=4, sample_size=32, scaling_factor=0.13025)
     randomize(vae, seed + 3)
     return te1.eval(), te2.eval(), unet.eval(), vae.eval()
+
+
+def build_refiner(seed):
+    # The refiner's shape: no attention on the first and the deepest level,
+    # context = bigG's width, label = pooled + four sizes + the aesthetic score.
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+                                block_out_channels=(16, 32, 32),
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=48,
+                                transformer_layers_per_block=(1, 2, 1), attention_head_dim=(2, 4, 4),
+                                use_linear_projection=True, addition_embed_type="text_time",
+                                addition_time_embed_dim=8, projection_class_embeddings_input_dim=24 + 5 * 8,
+                                norm_num_groups=8)
+    randomize(unet, seed, scale=0.5)
+    return unet.eval()
 
 
 def main():
@@ -129,6 +154,32 @@ def main():
               negative_prompt=negative, num_inference_steps=8, guidance_scale=7.0,
               generator=torch.Generator("cpu").manual_seed(42), output_type="latent")
     decoded("xl_inp4_euler_s42", out.images)
+
+    # the refiner, on its own and after the base
+    unet_r = build_refiner(2031)
+    dr = os.path.join(OUT, "tiny_sdxl_refiner")
+    shutil.rmtree(dr, ignore_errors=True)
+    refiner = StableDiffusionXLImg2ImgPipeline(vae=vae, text_encoder=None, text_encoder_2=te2, tokenizer=None,
+                                               tokenizer_2=pipe.tokenizer_2, unet=unet_r, scheduler=scheduler(),
+                                               requires_aesthetics_score=True, force_zeros_for_empty_prompt=False,
+                                               add_watermarker=False)
+    refiner.save_pretrained(dr, safe_serialization=True)
+    for fn in ("vocab.json", "merges.txt", "special_tokens_map.json"):
+        shutil.copy(os.path.join(d, "tokenizer_2", fn), os.path.join(dr, "tokenizer_2", fn))
+    out = refiner(prompt, image=init, strength=0.6, negative_prompt=negative, num_inference_steps=10,
+                  guidance_scale=7.0, generator=torch.Generator("cpu").manual_seed(42), output_type="latent")
+    decoded("xlr_i2i_euler_s42", out.images)
+    out = refiner(prompt, image=init, strength=0.6, num_inference_steps=10, guidance_scale=7.0,
+                  aesthetic_score=7.5, negative_aesthetic_score=1.0, original_size=(48, 40),
+                  crops_coords_top_left=(4, 8), generator=torch.Generator("cpu").manual_seed(42),
+                  output_type="latent")
+    decoded("xlr_i2i_aes_s42", out.images)
+    g = torch.Generator("cpu").manual_seed(42)
+    lat = pipe(prompt, negative_prompt=negative, height=H, width=W, num_inference_steps=8, guidance_scale=7.0,
+               denoising_end=0.75, generator=g, output_type="latent").images
+    out = refiner(prompt, image=lat, negative_prompt=negative, num_inference_steps=8, guidance_scale=7.0,
+                  denoising_start=0.75, generator=g, output_type="latent")
+    decoded("xl_2stage_s42", out.images)
     save_file(ref, os.path.join(OUT, "sdxl_ref.safetensors"))
     print("wrote", d)
 
