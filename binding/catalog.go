@@ -46,6 +46,7 @@ type catalogJSON struct {
 		Overlap   int     `json:"vae_tile_overlap"`
 		Aesthetic float64 `json:"aesthetic_score"`
 		NegAesth  float64 `json:"negative_aesthetic_score"`
+		Switch    float64 `json:"refiner_switch"`
 	} `json:"request"`
 	Samplers    []string `json:"samplers"`
 	Schedulers  []string `json:"schedulers"`
@@ -88,7 +89,7 @@ func (l *Library) Catalog() (Catalog, error) {
 		d.Sampler, d.Scheduler, d.Strength, d.ClipSkip, d.RNG, d.Compat = r.Sampler, r.Scheduler, r.Strength, r.ClipSkip, r.RNG, r.Compat
 		c.cat.Samplers, c.cat.Schedulers, c.cat.RNGs = j.Samplers, j.Schedulers, j.RNGs
 		d.VAETiling, d.VAETileSize, d.VAETileOverlap = r.VAETiling, r.TileSize, r.Overlap
-		d.AestheticScore, d.NegativeAestheticScore = r.Aesthetic, r.NegAesth
+		d.AestheticScore, d.NegativeAestheticScore, d.RefinerSwitch = r.Aesthetic, r.NegAesth, r.Switch
 		c.cat.Compat, c.cat.WeightTypes, c.cat.Limits = j.Compat, j.WeightTypes, j.Limits
 		c.cat.VAETiling = j.VAETiling
 	})

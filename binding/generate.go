@@ -57,6 +57,13 @@ type Request struct {
 	// SDXL refiner: the aesthetic score of the positive and the negative
 	// side (0 takes the defaults, 6 and 2.5).
 	AestheticScore, NegativeAestheticScore float64
+	// RefinerSwitch, with a refiner loaded (ModelOptions.Refiner), is the
+	// share of the schedule the base samples before the refiner takes over,
+	// in (0, 1]; 1 uses the base alone, 0 the default (0.8). Compat
+	// "diffusers" splits as diffusers' denoising_end/denoising_start (the
+	// refiner restarts the sampler); "a1111" swaps the model inside one
+	// sampler run, as A1111 does.
+	RefinerSwitch float64
 	// Progress, if set, is called when a phase begins and after every
 	// sampler step, on the goroutine that called Generate. A panic in it
 	// cancels the generation, which then returns an error that holds the
@@ -132,6 +139,7 @@ const (
 	reqStrength       = 33
 	reqAesthetic      = 35
 	reqNegAesthetic   = 36
+	reqRefinerSwitch  = 37
 	reqInitImage      = 48
 	reqMask           = 49
 )
@@ -235,7 +243,7 @@ func setRequest(f *functions, r uintptr, req *Request) error {
 		key int32
 		v   float64
 	}{{reqCFGScale, req.CFGScale}, {reqStrength, req.Strength}, {reqAesthetic, req.AestheticScore},
-		{reqNegAesthetic, req.NegativeAestheticScore}} {
+		{reqNegAesthetic, req.NegativeAestheticScore}, {reqRefinerSwitch, req.RefinerSwitch}} {
 		if s.v == 0 {
 			continue
 		}

@@ -199,6 +199,40 @@ func TestGenerateSDXLRefinerMatchesDiffusers(t *testing.T) {
 	}
 }
 
+// Two-stage SDXL: the refiner loaded beside the base takes over at the
+// switch, as diffusers' denoising_end / denoising_start.
+func TestGenerateSDXLBaseThenRefiner(t *testing.T) {
+	lib := loadLib(t)
+	m, err := lib.LoadModel(tinySDXL, ModelOptions{Threads: 2, Refiner: tinyRefiner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if info := m.Info(); info.Family != "sdxl" || info.RefinerFamily != "sdxl-refiner" {
+		t.Fatalf("info %+v", info)
+	}
+	req := tinyRequest()
+	req.RefinerSwitch = 0.75
+	res, err := m.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxPixelDiff(res.Images[0], refTensorIn(t, tinySDXLRef, "xl_2stage_s42_image")); d > 1.01 {
+		t.Fatalf("max pixel difference from diffusers %.2f", d)
+	}
+	req.RefinerSwitch = 1 // the base alone
+	alone, err := m.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxPixelDiff(alone.Images[0], refTensorIn(t, tinySDXLRef, "xl_t2i_euler_s42_image")); d > 1.01 {
+		t.Fatalf("switch 1: max pixel difference from the base alone %.2f", d)
+	}
+	if _, err := lib.LoadModel(tinyModel, ModelOptions{Refiner: tinyRefiner}); err == nil {
+		t.Fatal("a refiner beside an SD 1.x model was accepted")
+	}
+}
+
 func TestGenerateImg2imgMatchesDiffusers(t *testing.T) {
 	m := loadTiny(t, tinyModel)
 	req := tinyRequest()

@@ -25,6 +25,12 @@ type ModelOptions struct {
 	WeightPlan []TensorType
 	// VAEWeightPlan is the same for the tensors of the VAE file.
 	VAEWeightPlan []TensorType
+	// Refiner is an SDXL refiner (file or folder) loaded beside an SDXL
+	// base, on the same device, for two-stage generation: requests hand the
+	// end of the schedule to it (Request.RefinerSwitch). RefinerWeightPlan
+	// converts its tensors at load.
+	Refiner           string
+	RefinerWeightPlan []TensorType
 	// RNG is the default noise generator of requests: "cuda" (A1111's GPU
 	// seeds; the default) or "cpu" (torch's CPU generator, as diffusers).
 	RNG string
@@ -68,9 +74,10 @@ type ModelInfo struct {
 	VAEDownscale     int    `json:"vae_downscale"`
 	Granularity      int    `json:"granularity"` // width and height must be multiples of this
 	TextMaxPositions int    `json:"text_max_positions"`
-	Backend          string `json:"backend"`      // the backend the weights live on ("cpu", ...)
-	Device           string `json:"device"`       // its device's name
-	WeightBytes      uint64 `json:"weight_bytes"` // the weights as the engine holds them
+	Backend          string `json:"backend"`        // the backend the weights live on ("cpu", ...)
+	Device           string `json:"device"`         // its device's name
+	WeightBytes      uint64 `json:"weight_bytes"`   // the weights as the engine holds them (the refiner's included)
+	RefinerFamily    string `json:"refiner_family"` // the refiner's family; "" without one
 }
 
 // Load option keys (enum sdgo_model_option_key in sdgo.h).
@@ -84,6 +91,8 @@ const (
 	optCodePath      = 6
 	optWeightPlan    = 7
 	optVAEWeightPlan = 8
+	optRefiner       = 9
+	optRefinerPlan   = 10
 	optDevice        = 32
 	optThreads       = 33
 )
@@ -131,6 +140,7 @@ func (l *Library) LoadModel(path string, opts ModelOptions) (*Model, error) {
 		{optBackend, "backend", opts.Backend}, {optCodePath, "code path", opts.CodePath},
 		{optWeightPlan, "weight plan", planText(opts.WeightPlan)},
 		{optVAEWeightPlan, "VAE weight plan", planText(opts.VAEWeightPlan)},
+		{optRefiner, "refiner", opts.Refiner}, {optRefinerPlan, "refiner weight plan", planText(opts.RefinerWeightPlan)},
 	}
 	for _, s := range strs {
 		if s.v == "" {

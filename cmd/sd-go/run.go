@@ -55,6 +55,11 @@ func weightOptions(lib *binding.Library, modelPath, typ string, mo *binding.Mode
 			return fmt.Errorf("VAE: %w", err)
 		}
 	}
+	if mo.Refiner != "" {
+		if mo.RefinerWeightPlan, err = quantize.LoadPlan(lib, mo.Refiner, pol); err != nil {
+			return fmt.Errorf("refiner: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -93,6 +98,8 @@ func runCommand() *cli.Command {
 			&cli.Float64Flag{Name: "strength", Value: d.Strength, Usage: "img2img denoising strength in (0, 1]"},
 			&cli.StringFlag{Name: "mask", Usage: "inpainting mask (white = repaint), the size of the init image", TakesFile: true},
 			&cli.StringFlag{Name: "vae", Usage: "VAE file replacing the model's own", TakesFile: true},
+			&cli.StringFlag{Name: "refiner", Usage: "SDXL refiner (file or folder) that takes over the end of the schedule from the SDXL base", TakesFile: true},
+			&cli.Float64Flag{Name: "refiner-switch", Value: d.RefinerSwitch, Usage: "with --refiner: the share of the schedule the base samples, in (0, 1]"},
 			&cli.StringFlag{Name: "type", Usage: "convert weights at load, choosing each tensor's type as sd-go quantize does: `TYPE`, one of " + types + " (default: as stored)"},
 			&cli.StringFlag{Name: "backend", Value: "cpu", Usage: "where to run: cpu, auto (the first discrete GPU, then an integrated one, then the CPU) or a backend `sd-go version` lists"},
 			&cli.IntFlag{Name: "device", Usage: "device index within the backend (`sd-go version` lists them)"},
@@ -217,6 +224,15 @@ func runAction(c *cli.Context) error {
 		AestheticScore:         floatOr(c, "aesthetic-score", def.AestheticScore),
 		NegativeAestheticScore: floatOr(c, "negative-aesthetic-score", def.NegativeAestheticScore),
 	}
+	if c.IsSet("refiner-switch") {
+		if !c.IsSet("refiner") {
+			return usagef("--refiner-switch needs --refiner")
+		}
+		req.RefinerSwitch = c.Float64("refiner-switch")
+		if !(req.RefinerSwitch > 0 && req.RefinerSwitch <= 1) {
+			return usagef("--refiner-switch must be in (0, 1], got %g", req.RefinerSwitch)
+		}
+	}
 	for _, f := range []struct {
 		name string
 		sep  string
@@ -281,7 +297,7 @@ func runAction(c *cli.Context) error {
 		fmt.Fprintf(stderr, "loading %s ...\r", modelPath)
 	}
 	mo := binding.ModelOptions{VAE: c.String("vae"), RNG: c.String("rng"), Prediction: c.String("prediction"),
-		Threads: c.Int("threads"), Backend: c.String("backend"), Device: c.Int("device")}
+		Threads: c.Int("threads"), Backend: c.String("backend"), Device: c.Int("device"), Refiner: c.String("refiner")}
 	if err := weightOptions(lib, modelPath, c.String("type"), &mo); err != nil {
 		return err
 	}
@@ -356,6 +372,13 @@ func runAction(c *cli.Context) error {
 	modelName := strings.TrimSuffix(filepath.Base(modelPath), filepath.Ext(modelPath))
 	var meta metadata
 	meta.model = modelName
+	if p := c.String("refiner"); p != "" {
+		meta.refiner = strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
+		meta.switchAt = req.RefinerSwitch
+		if meta.switchAt == 0 {
+			meta.switchAt = cat.Defaults.RefinerSwitch
+		}
+	}
 	if hashes != nil {
 		for range 2 {
 			h := <-hashes
@@ -568,6 +591,8 @@ type metadata struct {
 	model     string // the checkpoint's name (file name without extension)
 	modelHash string // A1111's short hash of the checkpoint file, "" for a folder
 	vaeHash   string // the same for a --vae file
+	refiner   string // the --refiner's name, "" without one
+	switchAt  float64
 }
 
 type fileHash struct{ path, hash string }
@@ -630,6 +655,9 @@ func a1111Parameters(r binding.Request, seed int64, meta metadata) string {
 	fields = append(fields, "Model: "+meta.model)
 	if meta.vaeHash != "" {
 		fields = append(fields, "VAE hash: "+meta.vaeHash)
+	}
+	if meta.refiner != "" {
+		fields = append(fields, "Refiner: "+meta.refiner, "Refiner switch at: "+strconv.FormatFloat(meta.switchAt, 'g', -1, 64))
 	}
 	if r.InitImage != nil {
 		fields = append(fields, "Denoising strength: "+strconv.FormatFloat(r.Strength, 'g', -1, 64))

@@ -238,6 +238,8 @@ func TestRunBadInput(t *testing.T) {
 		{"unknown compat", tinyArgs(out, "--compat", "comfy"), exitUsage, "--compat"},
 		{"unknown prediction", tinyArgs(out, "--prediction", "x0"), exitFailure, "prediction"},
 		{"crop without a comma", tinyArgs(out, "--crop", "4"), exitUsage, "--crop"},
+		{"refiner switch without a refiner", tinyArgs(out, "--refiner-switch", "0.5"), exitUsage, "--refiner"},
+		{"refiner beside SD 1.x", tinyArgs(out, "--refiner", filepath.Join("..", "..", "testdata", "pipeline", "tiny_sdxl_refiner")), exitFailure, "refiner"},
 		{"original size not WxH", tinyArgs(out, "--original-size", "64by96"), exitUsage, "--original-size"},
 		{"target size too large", tinyArgs(out, "--target-size", "99999x8"), exitUsage, "--target-size"},
 	} {
@@ -338,6 +340,28 @@ func TestRunSDXLSizeConditioning(t *testing.T) {
 	img, _ := readBack(t, out)
 	if worst := levelsFrom(img, refImageIn(t, "sdxl_ref.safetensors", "xl_t2i_micro_s42_image")); worst > 1.01 {
 		t.Fatalf("differs from diffusers' SDXL image by up to %.2f levels", worst)
+	}
+}
+
+// --refiner with --refiner-switch: two-stage SDXL as diffusers' base with
+// denoising_end and refiner with denoising_start; the parameters name the
+// refiner and the switch as A1111 does.
+func TestRunSDXLWithRefiner(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "xl2.png")
+	pipe := filepath.Join("..", "..", "testdata", "pipeline")
+	code, _, errs := runCLI(t, "run", "-m", filepath.Join(pipe, "tiny_sdxl"), "--refiner",
+		filepath.Join(pipe, "tiny_sdxl_refiner"), "--refiner-switch", "0.75", "-p", "a photo of a cat", "-n", "blurry",
+		"-W", "32", "-H", "32", "--steps", "8", "--sampler", "euler", "--rng", "cpu", "--compat", "diffusers", "-s", "42",
+		"-o", out)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	img, params := readBack(t, out)
+	if worst := levelsFrom(img, refImageIn(t, "sdxl_ref.safetensors", "xl_2stage_s42_image")); worst > 1.01 {
+		t.Fatalf("differs from diffusers' two-stage image by up to %.2f levels", worst)
+	}
+	if !strings.Contains(params, "Refiner: tiny_sdxl_refiner, Refiner switch at: 0.75") {
+		t.Fatalf("parameters %q", params)
 	}
 }
 

@@ -124,6 +124,8 @@ SDGO_API int32_t sdgo_model_options_set_str(sdgo_model_options * o, int32_t key,
             case SDGO_MODEL_CODE_PATH: m.code_path = v == "auto" ? "" : v; return Status();
             case SDGO_MODEL_WEIGHT_PLAN: return sdgo::pipeline::parse_weight_plan(v, &m.weight_plan);
             case SDGO_MODEL_VAE_WEIGHT_PLAN: return sdgo::pipeline::parse_weight_plan(v, &m.vae_weight_plan);
+            case SDGO_MODEL_REFINER: m.refiner_path = v; return Status();
+            case SDGO_MODEL_REFINER_WEIGHT_PLAN: return sdgo::pipeline::parse_weight_plan(v, &m.refiner_weight_plan);
         }
         return error(SDGO_ERR_INVALID_ARGUMENT, "model option key %d is not a string key", key);
     });
@@ -181,11 +183,11 @@ SDGO_API int32_t sdgo_model_info(sdgo_model * m, char * buf, size_t buf_len, siz
     const std::string j = sdgo::strprintf(
         "{\"family\":\"%s\",\"variant\":\"%s\",\"prediction\":\"%s\",\"source\":\"%s\",\"unet_in_channels\":%d,"
         "\"latent_channels\":%d,\"vae_downscale\":%d,\"granularity\":%d,\"text_max_positions\":%d,"
-        "\"backend\":\"%s\",\"device\":\"%s\",\"weight_bytes\":%llu}",
+        "\"backend\":\"%s\",\"device\":\"%s\",\"weight_bytes\":%llu,\"refiner_family\":\"%s\"}",
         json_escape(s.family).c_str(), json_escape(s.variant).c_str(), json_escape(s.prediction).c_str(),
         json_escape(s.source).c_str(), s.unet_in_channels, s.latent_channels, s.vae_downscale, s.granularity,
         s.text_max_positions, json_escape(s.backend).c_str(), json_escape(s.device).c_str(),
-        (unsigned long long)s.weight_bytes);
+        (unsigned long long)s.weight_bytes, json_escape(s.refiner_family).c_str());
     std::string e;
     const int32_t rc = sdgo::abi::copy_out(j, buf, buf_len, needed, &e);
     if (rc != SDGO_OK) {
@@ -303,6 +305,7 @@ SDGO_API int32_t sdgo_request_set_f64(sdgo_request * r, int32_t key, double valu
             case SDGO_REQ_ETA: q.eta = float(value); return Status();
             case SDGO_REQ_AESTHETIC_SCORE: q.aesthetic_score = float(value); return Status();
             case SDGO_REQ_NEGATIVE_AESTHETIC_SCORE: q.negative_aesthetic_score = float(value); return Status();
+            case SDGO_REQ_REFINER_SWITCH: q.refiner_switch = float(value); return Status();
         }
         return error(SDGO_ERR_INVALID_ARGUMENT, "request key %d is not a float key", key);
     });

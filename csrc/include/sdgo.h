@@ -294,6 +294,9 @@ enum sdgo_model_option_key {
                                         f16 bf16 q8_0 q5_0 q5_1 q4_0 q4_1); converted with the same code
                                         as sdgo_quantize_write, so the weights equal the quantized file's */
     SDGO_MODEL_VAE_WEIGHT_PLAN = 8,  /* the same for the tensors of the SDGO_MODEL_VAE file */
+    SDGO_MODEL_REFINER         = 9,  /* an SDXL refiner (file or folder) loaded beside an SDXL base for
+                                        two-stage generation (SDGO_REQ_REFINER_SWITCH) */
+    SDGO_MODEL_REFINER_WEIGHT_PLAN = 10, /* the weight plan of the refiner's tensors */
     /* integers */
     SDGO_MODEL_DEVICE          = 32, /* device index within the backend (0) */
     SDGO_MODEL_THREADS         = 33  /* worker threads of each session; <= 0: physical cores */
@@ -368,6 +371,9 @@ enum sdgo_request_key {
     SDGO_REQ_ETA             = 34, /* < 0: the sampler's default */
     SDGO_REQ_AESTHETIC_SCORE = 35, /* 6.0: SDXL refiner, the positive side's aesthetic score */
     SDGO_REQ_NEGATIVE_AESTHETIC_SCORE = 36, /* 2.5: SDXL refiner, the negative side's */
+    SDGO_REQ_REFINER_SWITCH  = 37, /* with a refiner loaded (SDGO_MODEL_REFINER): the share of the
+                                      schedule the base samples before the refiner takes over, in (0, 1]
+                                      (1: the base alone); < 0 (default): 0.8 */
     /* images */
     SDGO_REQ_INIT_IMAGE      = 48, /* RGB8, channels = 3; the same size as the output */
     SDGO_REQ_MASK            = 49  /* 8-bit, channels = 1; >= 128 repaints; needs an init image */

@@ -337,6 +337,26 @@ Status Model::load_on(const ModelOptions & opt, Device * dev, std::unique_ptr<Mo
 
     SDGO_TRY(p->record_weights());
 
+    if (!opt.refiner_path.empty()) {
+        ModelOptions ro = opt;
+        ro.model_path = opt.refiner_path;
+        ro.vae_path.clear();
+        ro.weight_plan = opt.refiner_weight_plan;
+        ro.vae_weight_plan.clear();
+        ro.refiner_path.clear();
+        ro.refiner_weight_plan.clear();
+        Status st = load_on(ro, dev, &p->refiner_);
+        if (!st.ok()) return st.wrap("refiner");
+        const Model & r = *p->refiner_;
+        if (info.family != "sdxl" || (r.info().family != "sdxl-refiner" && r.info().family != "sdxl"))
+            return error(SDGO_ERR_UNSUPPORTED, "a refiner works with an SDXL base and an SDXL refiner (or base); "
+                         "got %s and %s", info.family.c_str(), r.info().family.c_str());
+        if (r.unet_config().out_channels != latent || r.unet_config().in_channels != latent ||
+            r.summary().vae_downscale != p->vae_cfg_.downscale())
+            return error(SDGO_ERR_FORMAT, "the refiner's latents (%lld channels, 1/%d scale) do not match the model's",
+                         (long long)r.unet_config().out_channels, r.summary().vae_downscale);
+    }
+
     ModelSummary & s = p->summary_;
     s.family = info.family;
     s.variant = info.variant;
@@ -346,10 +366,15 @@ Status Model::load_on(const ModelOptions & opt, Device * dev, std::unique_ptr<Mo
     s.latent_channels = int(latent);
     s.vae_downscale = p->vae_cfg_.downscale();
     s.granularity = s.vae_downscale * (1 << (u.levels() - 1));
+    if (p->refiner_) {
+        s.granularity = std::max(s.granularity, p->refiner_->summary().granularity);
+        s.refiner_family = p->refiner_->info().family;
+    }
     s.text_max_positions = int(refiner ? clip2.max_positions : clip.max_positions);
     s.backend = p->device_->info().backend;
     s.device = p->device_->info().name;
-    s.weight_bytes = p->store_->prepared_bytes() + (p->vae_store_ ? p->vae_store_->prepared_bytes() : 0);
+    s.weight_bytes = p->store_->prepared_bytes() + (p->vae_store_ ? p->vae_store_->prepared_bytes() : 0) +
+                     (p->refiner_ ? p->refiner_->summary().weight_bytes : 0);
     *out = std::move(p);
     return Status();
 }

@@ -49,6 +49,11 @@ struct ModelOptions {
     std::string weight_type;
     WeightPlan weight_plan;      // for the model's tensors
     WeightPlan vae_weight_plan;  // for the VAE file's tensors
+    // An SDXL refiner (file or folder) loaded beside the model on the same
+    // device, for two-stage generation (Request::refiner_switch), and the
+    // weight plan of its tensors.
+    std::string refiner_path;
+    WeightPlan refiner_weight_plan;
     sampling::RngType rng = sampling::RngType::Cuda;  // default RNG of requests
     // "" = auto; "epsilon" or "v" overrides what detection found.
     std::string prediction;
@@ -68,6 +73,7 @@ struct ModelSummary {
     int vae_downscale = 0;
     int granularity = 0;   // width/height must be multiples of this
     int text_max_positions = 0;
+    std::string refiner_family;   // "" without a refiner
     std::string backend, device;  // where the weights live
     uint64_t weight_bytes = 0;    // prepared weight bytes (on the device, or wrapped host memory)
 };
@@ -94,6 +100,8 @@ public:
     const model::Weights & unet_weights() const { return *store_; }
     const model::Weights & vae_weights() const { return vae_store_ ? *vae_store_ : *store_; }
     const Conditioner & conditioner() const { return *cond_; }
+    // The refiner loaded with it, or NULL.
+    const Model * refiner() const { return refiner_.get(); }
     sampling::Prediction prediction() const { return pred_; }
     // Extra U-Net input channels besides the latent (inpainting models: 1 + latent channels).
     int64_t concat_channels() const { return unet_cfg_.in_channels - unet_cfg_.out_channels; }
@@ -125,6 +133,7 @@ private:
     std::unique_ptr<text::ClipTokenizer> own_tok_, own_tok2_;
     std::unique_ptr<model::WeightStore> store_, vae_store_;
     std::unique_ptr<Conditioner> cond_;
+    std::unique_ptr<Model> refiner_;
     sampling::Prediction pred_ = sampling::Prediction::Eps;
     ModelSummary summary_;
 };

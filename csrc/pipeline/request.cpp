@@ -66,6 +66,8 @@ Status validate_request(const Request & r) {
     if (!std::isfinite(r.eta)) return error(SDGO_ERR_INVALID_ARGUMENT, "eta must be finite");
     if (!std::isfinite(r.aesthetic_score) || !std::isfinite(r.negative_aesthetic_score))
         return error(SDGO_ERR_INVALID_ARGUMENT, "aesthetic scores must be finite");
+    if (!(r.refiner_switch < 0.0f || (r.refiner_switch > 0.0f && r.refiner_switch <= 1.0f)))
+        return error(SDGO_ERR_INVALID_ARGUMENT, "refiner switch must be in (0, 1], got %g", double(r.refiner_switch));
     if (r.clip_skip < 0) return error(SDGO_ERR_INVALID_ARGUMENT, "clip skip must be >= 0, got %d", r.clip_skip);
     if (r.rng < -1 || r.rng > 1) return error(SDGO_ERR_INVALID_ARGUMENT, "unknown rng %d", r.rng);
     if (r.vae_tile_size < 32 || r.vae_tile_size > kMaxImageSide || r.vae_tile_size % 8 != 0)
@@ -119,8 +121,8 @@ std::string catalog_json() {
                    d.clip_skip, sampling::rng_type_name(sampling::RngType::Cuda));
     o += strprintf("\"compat\":\"%s\",\"vae_tiling\":\"%s\",\"vae_tile_size\":%d,\"vae_tile_overlap\":%d,",
                    compat_name(d.compat), vae_tiling_name(d.vae_tiling), d.vae_tile_size, d.vae_tile_overlap);
-    o += strprintf("\"aesthetic_score\":%g,\"negative_aesthetic_score\":%g},", double(d.aesthetic_score),
-                   double(d.negative_aesthetic_score));
+    o += strprintf("\"aesthetic_score\":%g,\"negative_aesthetic_score\":%g,\"refiner_switch\":%g},",
+                   double(d.aesthetic_score), double(d.negative_aesthetic_score), double(kDefaultRefinerSwitch));
     o += "\"samplers\":" + quoted_list(samplers) + ",\"schedulers\":" + quoted_list(schedulers);
     o += ",\"rngs\":" + quoted_list({sampling::rng_type_name(sampling::RngType::Cuda),
                                     sampling::rng_type_name(sampling::RngType::Cpu)});

@@ -82,7 +82,19 @@ struct Request {
     // Compat::diffusers the refiner's negative side takes crop (0, 0), as
     // diffusers' img2img pipeline does; A1111 gives both sides the crop.
     float aesthetic_score = 6.0f, negative_aesthetic_score = 2.5f;
+    // Two-stage SDXL, with a refiner loaded beside the base: the base samples
+    // the share `refiner_switch` of the schedule and the refiner the rest
+    // (< 0: kDefaultRefinerSwitch; 1: the base alone). Where the switch falls:
+    // the first step whose timestep t (of 1000) has t < round(1000 * (1 -
+    // switch)) under Compat::diffusers (denoising_end / denoising_start:
+    // the refiner restarts the sampler from the base's latents, so a
+    // multistep sampler's history is dropped); under Compat::a1111 the first
+    // where (999 - t) / 1000 >= switch, t rounded to the nearest timestep,
+    // and the sampler runs on (A1111 swaps the model inside the loop).
+    float refiner_switch = -1.0f;
 };
+
+constexpr float kDefaultRefinerSwitch = 0.8f;
 
 // Checks what can be checked without the model: sizes, counts, ranges, and
 // that the output fits kMaxOutputBytes. Model-specific checks (granularity,
@@ -121,7 +133,8 @@ struct Result {
 //   {"request":{"width":512,"height":512,"steps":20,"cfg_scale":7,"seed":42,
 //     "batch":1,"sampler":"euler_a","scheduler":"discrete","strength":0.75,
 //     "clip_skip":0,"rng":"cuda","compat":"a1111","vae_tiling":"auto",
-//     "vae_tile_size":512,"vae_tile_overlap":64,"aesthetic_score":6,"negative_aesthetic_score":2.5},
+//     "vae_tile_size":512,"vae_tile_overlap":64,"aesthetic_score":6,"negative_aesthetic_score":2.5,
+//     "refiner_switch":0.8},
 //    "samplers":[...],"schedulers":[...],"rngs":["cuda","cpu"],
 //    "compat":["a1111","diffusers"],"vae_tiling":["auto","on","off"],"weight_types":[...],
 //    "limits":{"max_side":16384,"max_steps":10000,"max_batch":1024,"max_output_bytes":N}}

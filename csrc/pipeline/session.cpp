@@ -48,6 +48,7 @@ struct Session::Plan {
     std::unique_ptr<sampling::TimestepMap> tmap;
     std::vector<float> sigmas;
     int steps = 0;
+    int refine_at = 0;    // the first step the refiner takes (= steps: none)
     VaeTileOptions vae;
 };
 
@@ -267,6 +268,25 @@ Status Session::plan(const Request & req, Plan * p) const {
         p->sigmas.erase(p->sigmas.begin(), p->sigmas.begin() + ip.start_index);
     }
     p->steps = int(p->sigmas.size()) - 1;
+
+    // Two-stage SDXL: where the refiner takes over (Request::refiner_switch).
+    p->refine_at = p->steps;
+    const float sw = req.refiner_switch < 0.0f ? (m_->refiner() ? kDefaultRefinerSwitch : 1.0f) : req.refiner_switch;
+    if (sw < 1.0f) {
+        if (!m_->refiner())
+            return error(SDGO_ERR_INVALID_ARGUMENT,
+                         "refiner switch %g asks for a refiner, but the model was loaded without one", double(sw));
+        const float n_train = float(sampling::NoiseSchedule::kTrainSteps);
+        for (int i = 0; i < p->steps; ++i) {
+            const float t = p->tmap->timestep(p->sigmas[size_t(i)]);
+            const bool refiner = d ? t < std::round(n_train * (1.0f - sw))
+                                   : (n_train - 1.0f - std::round(t)) / n_train >= sw;
+            if (refiner) {
+                p->refine_at = i;
+                break;
+            }
+        }
+    }
     return Status();
 }
 
@@ -385,6 +405,121 @@ Status Session::decode(const Plan & p, const std::vector<float> & x, int index, 
     return Status();
 }
 
+// One model's U-Net over one request: its graph (built once), the
+// conditioning it reads (the caller's Conditions; an inpainting model's
+// concat channels change per image) and the denoiser the samplers call.
+struct Session::UNetStage {
+    const Model * m = nullptr;
+    const Condition *cond = nullptr, *uncond = nullptr;
+    int B = 1;
+    Graph g;
+    Tensor *gx = nullptr, *gt = nullptr, *gy = nullptr;
+    std::vector<float> x_in, model_out, F;
+
+    Status build(const Model & model, Backend & be, const Request & req, const Plan & p, const Condition * c,
+                 const Condition * u);
+    Status denoise(Backend & be, const Request & req, const Plan & p, float sigma, const float * x, float * d_out);
+};
+
+Status Session::UNetStage::build(const Model & model, Backend & be, const Request & req, const Plan & p,
+                                 const Condition * c, const Condition * u) {
+    m = &model;
+    cond = c;
+    uncond = u;
+    B = p.cfg ? 2 : 1;
+    const model::UNetConfig & ucfg = model.unet_config();
+    const int64_t Cin = ucfg.in_channels;
+    const int64_t D = cond->context_dim, L = cond->tokens();
+    gx = g.input(DType::f32, {p.w, p.h, Cin, B}, "x");
+    gt = g.input(DType::f32, {B}, "t");
+    Tensor * gc = g.input(DType::f32, {D, L, B}, "context");
+    // SDXL: the label vector from the pooled text embedding and the size
+    // conditioning (the refiner: the aesthetic score in place of the target
+    // size, its own value on each side), inside the U-Net graph (set once
+    // per request).
+    Tensor *gp = nullptr, *gv = nullptr, *glabel = nullptr;
+    std::vector<float> values_c, values_u;
+    if (ucfg.adm_in_channels > 0) {
+        const int64_t P = int64_t(cond->pooled.size());
+        const float oh = float(req.original_height > 0 ? req.original_height : p.H);
+        const float ow = float(req.original_width > 0 ? req.original_width : p.W);
+        values_c = {oh, ow, float(req.crop_top), float(req.crop_left)};
+        values_u = values_c;
+        if (model.info().family == "sdxl-refiner") {
+            // diffusers' refiner pipeline gives the negative side crop (0, 0)
+            // (negative_crops_coords_top_left); A1111 the same crop as the positive.
+            if (p.diffusers) values_u[2] = values_u[3] = 0.0f;
+            values_c.push_back(req.aesthetic_score);
+            values_u.push_back(req.negative_aesthetic_score);
+        } else {
+            for (std::vector<float> * v : {&values_c, &values_u}) {
+                v->push_back(float(req.target_height > 0 ? req.target_height : p.H));
+                v->push_back(float(req.target_width > 0 ? req.target_width : p.W));
+            }
+        }
+        const int64_t k = int64_t(values_c.size());
+        const int64_t embed = (ucfg.adm_in_channels - P) / k;
+        if (P == 0 || k != Model::label_values(model.info().family) || embed <= 0 || embed % 2 != 0 ||
+            P + k * embed != ucfg.adm_in_channels)
+            return error(SDGO_ERR_FORMAT, "the U-Net's label input of %lld does not fit a pooled text embedding of %lld "
+                         "and %lld size values",
+                         (long long)ucfg.adm_in_channels, (long long)P, (long long)k);
+        gp = g.input(DType::f32, {P, B}, "pooled");
+        gv = g.input(DType::f32, {k, B}, "label values");
+        SDGO_TRY(model::build_sdxl_label(g, gp, gv, int(embed), &glabel));
+    }
+    SDGO_TRY(model::build_unet(g, model.unet_weights(), Model::unet_prefix(), ucfg, gx, gt, gc, glabel, &gy));
+    g.set_output(gy);
+    SDGO_TRY(be.alloc_graph(g));
+    if (gp) {
+        std::vector<float> pooled, values;
+        for (int b = 0; b < B; ++b) {
+            const bool neg = p.cfg && b == 0;
+            const Condition & side = neg ? *uncond : *cond;
+            const std::vector<float> & v = neg ? values_u : values_c;
+            pooled.insert(pooled.end(), side.pooled.begin(), side.pooled.end());
+            values.insert(values.end(), v.begin(), v.end());
+        }
+        SDGO_TRY(be.set_tensor(gp, pooled.data(), 0, pooled.size() * sizeof(float)));
+        SDGO_TRY(be.set_tensor(gv, values.data(), 0, values.size() * sizeof(float)));
+    }
+    std::vector<float> ctx;
+    ctx.reserve(size_t(D * L * B));
+    if (p.cfg) ctx.insert(ctx.end(), uncond->context.begin(), uncond->context.end());
+    ctx.insert(ctx.end(), cond->context.begin(), cond->context.end());
+    SDGO_TRY(be.set_tensor(gc, ctx.data(), 0, ctx.size() * sizeof(float)));
+    x_in.assign(size_t(p.w) * p.h * size_t(Cin) * B, 0.0f);
+    model_out.assign(p.n_lat * B, 0.0f);
+    F.assign(p.n_lat, 0.0f);
+    return Status();
+}
+
+Status Session::UNetStage::denoise(Backend & be, const Request & req, const Plan & p, float sigma, const float * x,
+                                   float * d_out) {
+    const sampling::Prediction pred = m->prediction();
+    const sampling::DenoiserScalings sc = sampling::denoiser_scalings(pred, sigma);
+    const size_t per = x_in.size() / size_t(B);
+    const Condition * sides[2] = {p.cfg ? uncond : cond, cond};
+    for (int b = 0; b < B; ++b) {
+        float * dst = x_in.data() + per * b;
+        for (size_t i = 0; i < p.n_lat; ++i) dst[i] = x[i] * sc.c_in;
+        const Condition & c = *sides[b];
+        if (!c.concat.empty()) std::copy(c.concat.begin(), c.concat.end(), dst + p.n_lat);
+    }
+    const float t = p.tmap->timestep(sigma);
+    const float ts[2] = {t, t};
+    SDGO_TRY(be.set_tensor(gx, x_in.data(), 0, x_in.size() * sizeof(float)));
+    SDGO_TRY(be.set_tensor(gt, ts, 0, sizeof(float) * B));
+    SDGO_TRY(be.compute(g));
+    SDGO_TRY(be.get_tensor(gy, model_out.data(), 0, model_out.size() * sizeof(float)));
+    if (!all_finite(model_out.data(), model_out.size()))
+        return error(SDGO_ERR_INTERNAL, "the U-Net produced NaN or infinity (sigma %g)", double(sigma));
+    if (p.cfg) sampling::cfg_combine(model_out.data(), model_out.data() + p.n_lat, req.cfg_scale, F.data(), p.n_lat);
+    else std::copy(model_out.begin(), model_out.begin() + p.n_lat, F.begin());
+    sampling::apply_denoiser(pred, sigma, x, F.data(), d_out, p.n_lat);
+    return Status();
+}
+
 Status Session::generate(const Request & req, const Hooks & hooks, Result * out) {
     *out = Result();
     Plan p;
@@ -403,99 +538,35 @@ Status Session::generate(const Request & req, const Hooks & hooks, Result * out)
     SDGO_TRY(condition(req, p, &cond, &uncond, &ic));
     if (canceled(hooks)) return error(SDGO_ERR_CANCELED, "canceled");
 
-    // ---- the U-Net graph (built once per request) ----
-    const int B = p.cfg ? 2 : 1;
-    const int64_t D = cond.context_dim, L = cond.tokens();
-    Graph g;
-    Tensor * gx = g.input(DType::f32, {p.w, p.h, p.Cin, B}, "x");
-    Tensor * gt = g.input(DType::f32, {B}, "t");
-    Tensor * gc = g.input(DType::f32, {D, L, B}, "context");
-    Tensor * gy = nullptr;
-    // SDXL: the label vector from the pooled text embedding and the size
-    // conditioning (the refiner: the aesthetic score in place of the target
-    // size, its own value on each side), inside the U-Net graph (set once
-    // per request).
-    Tensor *gp = nullptr, *gv = nullptr, *glabel = nullptr;
-    std::vector<float> values_c, values_u;
-    if (m_->unet_config().adm_in_channels > 0) {
-        const int64_t P = int64_t(cond.pooled.size());
-        const float oh = float(req.original_height > 0 ? req.original_height : p.H);
-        const float ow = float(req.original_width > 0 ? req.original_width : p.W);
-        values_c = {oh, ow, float(req.crop_top), float(req.crop_left)};
-        values_u = values_c;
-        if (m_->info().family == "sdxl-refiner") {
-            // diffusers' refiner pipeline gives the negative side crop (0, 0)
-            // (negative_crops_coords_top_left); A1111 the same crop as the positive.
-            if (p.diffusers) values_u[2] = values_u[3] = 0.0f;
-            values_c.push_back(req.aesthetic_score);
-            values_u.push_back(req.negative_aesthetic_score);
-        } else {
-            for (std::vector<float> * v : {&values_c, &values_u}) {
-                v->push_back(float(req.target_height > 0 ? req.target_height : p.H));
-                v->push_back(float(req.target_width > 0 ? req.target_width : p.W));
-            }
-        }
-        const int64_t k = int64_t(values_c.size());
-        const int64_t embed = (m_->unet_config().adm_in_channels - P) / k;
-        if (P == 0 || k != Model::label_values(m_->info().family) || embed <= 0 || embed % 2 != 0 ||
-            P + k * embed != m_->unet_config().adm_in_channels)
-            return error(SDGO_ERR_FORMAT, "the U-Net's label input of %lld does not fit a pooled text embedding of %lld "
-                         "and %lld size values",
-                         (long long)m_->unet_config().adm_in_channels, (long long)P, (long long)k);
-        gp = g.input(DType::f32, {P, B}, "pooled");
-        gv = g.input(DType::f32, {k, B}, "label values");
-        SDGO_TRY(model::build_sdxl_label(g, gp, gv, int(embed), &glabel));
+    // ---- the U-Net graphs (built once per request): the model's, and the
+    // refiner's when the request hands part of the schedule to it ----
+    UNetStage base;
+    SDGO_TRY(base.build(*m_, *be_, req, p, &cond, &uncond));
+    const Model * rm = p.refine_at < p.steps ? m_->refiner() : nullptr;
+    Condition rcond, runcond;
+    UNetStage refine;
+    if (rm) {
+        PromptOptions po;
+        po.clip_skip = req.clip_skip;
+        po.max_chunks = req.max_prompt_chunks;
+        po.literal = p.diffusers;
+        SDGO_TRY(rm->conditioner().encode(*be_, req.prompt, req.negative_prompt, po, &rcond, &runcond, nullptr)
+                     .wrap("refiner"));
+        SDGO_TRY(refine.build(*rm, *be_, req, p, &rcond, &runcond).wrap("refiner"));
     }
-    SDGO_TRY(model::build_unet(g, m_->unet_weights(), Model::unet_prefix(), m_->unet_config(), gx, gt, gc, glabel, &gy));
-    g.set_output(gy);
-    SDGO_TRY(be_->alloc_graph(g));
-    if (gp) {
-        std::vector<float> pooled, values;
-        for (int b = 0; b < B; ++b) {
-            const bool neg = p.cfg && b == 0;
-            const Condition & c = neg ? uncond : cond;
-            const std::vector<float> & v = neg ? values_u : values_c;
-            pooled.insert(pooled.end(), c.pooled.begin(), c.pooled.end());
-            values.insert(values.end(), v.begin(), v.end());
-        }
-        SDGO_TRY(be_->set_tensor(gp, pooled.data(), 0, pooled.size() * sizeof(float)));
-        SDGO_TRY(be_->set_tensor(gv, values.data(), 0, values.size() * sizeof(float)));
-    }
-    {
-        std::vector<float> ctx;
-        ctx.reserve(size_t(D * L * B));
-        if (p.cfg) ctx.insert(ctx.end(), uncond.context.begin(), uncond.context.end());
-        ctx.insert(ctx.end(), cond.context.begin(), cond.context.end());
-        SDGO_TRY(be_->set_tensor(gc, ctx.data(), 0, ctx.size() * sizeof(float)));
-    }
-
-    const sampling::Prediction pred = m_->prediction();
-    std::vector<float> x_in(size_t(p.w) * p.h * p.Cin * B), model_out(p.n_lat * B), F(p.n_lat);
     int calls = 0;
+    // A1111 swaps the model inside one sampler run, by sigma (see
+    // Request::refiner_switch); under diffusers each model runs its own part.
     auto denoise = [&](const float * x, float sigma, float * d_out) -> Status {
         if (canceled(hooks)) return error(SDGO_ERR_CANCELED, "canceled");
-        const sampling::DenoiserScalings sc = sampling::denoiser_scalings(pred, sigma);
-        const size_t per = size_t(p.w) * p.h * p.Cin;
-        const Condition * sides[2] = {p.cfg ? &uncond : &cond, &cond};
-        for (int b = 0; b < B; ++b) {
-            float * dst = x_in.data() + per * b;
-            for (size_t i = 0; i < p.n_lat; ++i) dst[i] = x[i] * sc.c_in;
-            const Condition & c = *sides[b];
-            if (!c.concat.empty()) std::copy(c.concat.begin(), c.concat.end(), dst + p.n_lat);
-        }
-        const float t = p.tmap->timestep(sigma);
-        const float ts[2] = {t, t};
-        SDGO_TRY(be_->set_tensor(gx, x_in.data(), 0, x_in.size() * sizeof(float)));
-        SDGO_TRY(be_->set_tensor(gt, ts, 0, sizeof(float) * B));
-        SDGO_TRY(be_->compute(g));
-        SDGO_TRY(be_->get_tensor(gy, model_out.data(), 0, model_out.size() * sizeof(float)));
         ++calls;
-        if (!all_finite(model_out.data(), model_out.size()))
-            return error(SDGO_ERR_INTERNAL, "the U-Net produced NaN or infinity (sigma %g)", double(sigma));
-        if (p.cfg) sampling::cfg_combine(model_out.data(), model_out.data() + p.n_lat, req.cfg_scale, F.data(), p.n_lat);
-        else std::copy(model_out.begin(), model_out.begin() + p.n_lat, F.begin());
-        sampling::apply_denoiser(pred, sigma, x, F.data(), d_out, p.n_lat);
-        return Status();
+        const bool use_refiner = rm && !p.diffusers && sigma <= p.sigmas[size_t(p.refine_at)];
+        return (use_refiner ? refine : base).denoise(*be_, req, p, sigma, x, d_out);
+    };
+    auto denoise_refiner = [&](const float * x, float sigma, float * d_out) -> Status {
+        if (canceled(hooks)) return error(SDGO_ERR_CANCELED, "canceled");
+        ++calls;
+        return refine.denoise(*be_, req, p, sigma, x, d_out);
     };
 
     sampling::SamplerOptions so;
@@ -534,7 +605,20 @@ Status Session::generate(const Request & req, const Hooks & hooks, Result * out)
             }
             return !canceled(hooks);
         };
-        Status st = sampling::sample(req.sampler, denoise, p.sigmas, lat.x.data(), p.n_lat, lat.rng.get(), so, step_fn);
+        Status st;
+        if (rm && p.diffusers) {
+            // the base's part, then the refiner's from the base's latents,
+            // each a sampler run of its own (denoising_end / denoising_start)
+            const std::vector<float> first(p.sigmas.begin(), p.sigmas.begin() + p.refine_at + 1);
+            const std::vector<float> second(p.sigmas.begin() + p.refine_at, p.sigmas.end());
+            st = sampling::sample(req.sampler, denoise, first, lat.x.data(), p.n_lat, lat.rng.get(), so, step_fn);
+            auto step_fn2 = [&](int step, int n) { return step_fn(step + p.refine_at, n); };
+            if (st.ok())
+                st = sampling::sample(req.sampler, denoise_refiner, second, lat.x.data(), p.n_lat, lat.rng.get(), so,
+                                      step_fn2);
+        } else {
+            st = sampling::sample(req.sampler, denoise, p.sigmas, lat.x.data(), p.n_lat, lat.rng.get(), so, step_fn);
+        }
         if (!st.ok()) {
             if (st.code() == SDGO_ERR_CANCELED || canceled(hooks))
                 return error(SDGO_ERR_CANCELED, "canceled: %s", st.message().c_str());

@@ -88,6 +88,7 @@ private:
     struct Plan;
     struct ImageCond;
     struct Latents;
+    struct UNetStage;
     Session(const Model & m) : m_(&m) {}
     Status plan(const Request & req, Plan * p) const;
     Status condition(const Request & req, const Plan & p, Condition * cond, Condition * uncond, ImageCond * ic);

@@ -413,6 +413,76 @@ TEST(sdxl_refiner_img2img_matches_diffusers) {
     compare_run(r, "xlr_i2i_aes_s42", kRefiner, kSdxlRef);
 }
 
+// Two-stage SDXL in one call: the base samples until the switch, the
+// refiner (loaded beside it) the rest, against diffusers' base with
+// denoising_end 0.75 handing its latents to the refiner with
+// denoising_start 0.75; on every device.
+TEST(sdxl_base_then_refiner_matches_diffusers) {
+    for (Device * dev : backends::all_devices()) {
+        ModelOptions o;
+        o.model_path = testing::source_path(kSdxl);
+        o.refiner_path = testing::source_path(kRefiner);
+        o.n_threads = 2;
+        o.backend = dev->info().backend;
+        o.device = dev->info().index;
+        Loaded l;
+        Status st = load(o, &l);
+        if (!st.ok()) std::fprintf(stderr, "%s\n", st.message().c_str());
+        REQUIRE(st.ok());
+        CHECK_EQ(l.model->summary().refiner_family, std::string("sdxl-refiner"));
+        Request r = base_request();
+        r.compat = Compat::diffusers;
+        r.refiner_switch = 0.75f;
+        std::vector<int> steps;
+        Hooks h;
+        h.progress = [&](int step, int total, double) { steps.push_back(step * 100 + total); };
+        Result res;
+        st = l.session->generate(r, h, &res);
+        if (!st.ok()) std::fprintf(stderr, "%s\n", st.message().c_str());
+        REQUIRE(st.ok());
+        const double el = rel_err(res.latents, ref_data("xl_2stage_s42_latent", kSdxlRef));
+        const double ei = rel_err(res.images, ref_data("xl_2stage_s42_image", kSdxlRef));
+        std::printf("  xl_2stage_s42        [%s:%d] latent rel err %.3g, image rel err %.3g\n",
+                    dev->info().backend.c_str(), dev->info().index, el, ei);
+        CHECK(el < 1e-3);
+        CHECK(ei < 1e-3);
+        // progress counts the steps of both models as one run of 8
+        CHECK_EQ(steps.size(), size_t(8));
+        if (steps.size() == 8) CHECK_EQ(steps.back(), 808);
+        // switch 1: the base alone, as without a refiner
+        r.refiner_switch = 1.0f;
+        REQUIRE(l.session->generate(r, Hooks(), &res).ok());
+        CHECK(rel_err(res.latents, ref_data("xl_t2i_euler_s42_latent", kSdxlRef)) < 1e-3);
+        // A1111's switch (the model swapped inside one sampler run) runs, and
+        // the refiner changes its result
+        r.refiner_switch = 0.75f;
+        r.compat = Compat::a1111;
+        Result a1111, alone;
+        REQUIRE(l.session->generate(r, Hooks(), &a1111).ok());
+        r.refiner_switch = 1.0f;
+        REQUIRE(l.session->generate(r, Hooks(), &alone).ok());
+        CHECK(a1111.latents != alone.latents);
+    }
+    // a switch below 1 needs a refiner
+    Session * p = get_model(kSdxl);
+    REQUIRE(p != nullptr);
+    Request r = base_request();
+    r.refiner_switch = 0.5f;
+    Result res;
+    Status st = p->generate(r, Hooks(), &res);
+    CHECK_EQ(st.code(), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK(st.message().find("refiner") != std::string::npos);
+    r.refiner_switch = 1.5f;
+    CHECK_EQ(p->generate(r, Hooks(), &res).code(), SDGO_ERR_INVALID_ARGUMENT);
+    // a refiner beside an SD 1.x model is refused
+    ModelOptions o;
+    o.model_path = testing::source_path(kModel);
+    o.refiner_path = testing::source_path(kRefiner);
+    std::unique_ptr<Model> m;
+    st = Model::load(o, &m);
+    CHECK_EQ(st.code(), SDGO_ERR_UNSUPPORTED);
+}
+
 TEST(vae_override) {
     Request r = base_request();
     r.compat = Compat::diffusers;
