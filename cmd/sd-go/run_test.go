@@ -385,7 +385,7 @@ func levelsFrom(img image.Image, want []float32) float64 {
 // are byte-identical, for every tiny model (the diffusers folders' configs
 // and tokenizers travel inside the GGUF file).
 func TestRunTypeEqualsQuantizedFile(t *testing.T) {
-	for _, m := range []string{"tiny_sd1", "tiny_sd1_inpaint", "tiny_sd2_v", "tiny_sdxl", "tiny_sdxl_refiner"} {
+	for _, m := range []string{"tiny_sd1", "tiny_sd1_inpaint", "tiny_sd2_v", "tiny_sdxl", "tiny_sdxl_refiner", "tiny_sdxl_inpaint"} {
 		t.Run(m, func(t *testing.T) {
 			model := filepath.Join("..", "..", "testdata", "pipeline", m)
 			dir := t.TempDir()

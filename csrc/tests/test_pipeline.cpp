@@ -370,8 +370,9 @@ TEST(sdxl_txt2img_matches_diffusers) {
     compare_run(m, "xl_t2i_micro_s42", kSdxl, kSdxlRef);
 }
 
-// SDXL base img2img and masked img2img (the 4-channel U-Net) against
-// StableDiffusionXLImg2ImgPipeline and StableDiffusionXLInpaintPipeline.
+// SDXL base img2img and inpainting (masked img2img on the 4-channel U-Net,
+// and the 9-channel inpainting U-Net) against StableDiffusionXLImg2ImgPipeline
+// and StableDiffusionXLInpaintPipeline.
 TEST(sdxl_img2img_and_inpaint_match_diffusers) {
     Request r = base_request();
     r.compat = Compat::diffusers;
@@ -387,6 +388,8 @@ TEST(sdxl_img2img_and_inpaint_match_diffusers) {
     r.mask.resize(m.size());
     for (size_t i = 0; i < m.size(); ++i) r.mask[i] = uint8_t(m[i]);
     compare_run(r, "xl_inp4_euler_s42", kSdxl, kSdxlRef);
+    // the 9-channel SDXL inpainting U-Net (mask and masked-image latent channels)
+    compare_run(r, "xl_inp9_euler_s42", "testdata/pipeline/tiny_sdxl_inpaint", kSdxlRef);
 }
 
 // The SDXL refiner on its own (img2img: bigG alone, the aesthetic score in

@@ -36,6 +36,9 @@ Outputs (testdata/pipeline/):
           aesthetic scores 6 / 2.5
       xlr_i2i_aes_s42_{latent,image}: the same without a negative prompt (encoded, not
           zeroed), aesthetic scores 7.5 / 1, original_size (48, 40), crop (4, 8)
+  tiny_sdxl_inpaint/   the base's folder with a 9-channel inpainting U-Net
+      xl_inp9_euler_s42_{latent,image}: StableDiffusionXLInpaintPipeline on it, the right
+          half repainted, strength 1, 8 steps
       xl_2stage_s42_{latent,image}: the base with denoising_end 0.75 handing its latents to
           the refiner with denoising_start 0.75 (8 steps, CFG 7, seed 42)
       latents [1,4,8,8] (unscaled); images [1,32,32,3] in [0,1] before 8-bit rounding
@@ -56,6 +59,18 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 from gen_pipeline_ref import OUT, VOCAB, H, W, init_image, randomize, scheduler, write_tokenizer
 
 
+def build_unet(seed, in_channels=4):
+    unet = UNet2DConditionModel(sample_size=8, in_channels=in_channels, out_channels=4, layers_per_block=1,
+                                block_out_channels=(16, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=80,
+                                transformer_layers_per_block=(1, 2), attention_head_dim=(2, 4),
+                                use_linear_projection=True, addition_embed_type="text_time",
+                                addition_time_embed_dim=8, projection_class_embeddings_input_dim=24 + 6 * 8,
+                                norm_num_groups=8)
+    randomize(unet, seed, scale=0.5)
+    return unet.eval()
+
+
 def build(seed):
     te1 = CLIPTextModel(CLIPTextConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
                                        num_attention_heads=4, max_position_embeddings=77, hidden_act="quick_gelu",
@@ -67,19 +82,12 @@ def build(seed):
                                                      projection_dim=24, bos_token_id=VOCAB - 2,
                                                      eos_token_id=VOCAB - 1, pad_token_id=0))
     randomize(te2, seed + 1)
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-                                block_out_channels=(16, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=80,
-                                transformer_layers_per_block=(1, 2), attention_head_dim=(2, 4),
-                                use_linear_projection=True, addition_embed_type="text_time",
-                                addition_time_embed_dim=8, projection_class_embeddings_input_dim=24 + 6 * 8,
-                                norm_num_groups=8)
-    randomize(unet, seed + 2, scale=0.5)
+    unet = build_unet(seed + 2)
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16, 16),
                         down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
                         layers_per_block=1, norm_num_groups=4, sample_size=32, scaling_factor=0.13025)
     randomize(vae, seed + 3)
-    return te1.eval(), te2.eval(), unet.eval(), vae.eval()
+    return te1.eval(), te2.eval(), unet, vae.eval()
 
 
 def build_refiner(seed):
@@ -154,6 +162,20 @@ def main():
               negative_prompt=negative, num_inference_steps=8, guidance_scale=7.0,
               generator=torch.Generator("cpu").manual_seed(42), output_type="latent")
     decoded("xl_inp4_euler_s42", out.images)
+
+    # a 9-channel inpainting U-Net with the base's other components
+    di = os.path.join(OUT, "tiny_sdxl_inpaint")
+    shutil.rmtree(di, ignore_errors=True)
+    inp9 = StableDiffusionXLInpaintPipeline(requires_aesthetics_score=False,
+                                            **dict(parts, unet=build_unet(2040, in_channels=9)))
+    inp9.save_pretrained(di, safe_serialization=True)
+    for sub in ("tokenizer", "tokenizer_2"):
+        for fn in ("vocab.json", "merges.txt", "special_tokens_map.json"):
+            shutil.copy(os.path.join(d, sub, fn), os.path.join(di, sub, fn))
+    out = inp9(prompt, image=init, mask_image=Image.fromarray(mask), strength=1.0, height=H, width=W,
+               negative_prompt=negative, num_inference_steps=8, guidance_scale=7.0,
+               generator=torch.Generator("cpu").manual_seed(42), output_type="latent")
+    decoded("xl_inp9_euler_s42", out.images)
 
     # the refiner, on its own and after the base
     unet_r = build_refiner(2031)
