@@ -99,6 +99,45 @@ Status parse_weight_plan(const std::string & text, WeightPlan * out) {
     return Status();
 }
 
+Status parse_diffusers_scheduler(const formats::Json & j, DiffusersScheduler * out) {
+    *out = DiffusersScheduler();
+    if (j.kind == formats::Json::null_) return Status();
+    if (j.kind != formats::Json::object) return error(SDGO_ERR_FORMAT, "scheduler config: not a JSON object");
+    auto unsupported = [&](const std::string & what) {
+        if (out->unsupported.empty()) out->unsupported = "the model's scheduler config sets " + what;
+    };
+    const std::string spacing = j.str_or("timestep_spacing", "linspace");
+    if (!sampling::parse_timestep_spacing(spacing, &out->spacing).ok())
+        unsupported("timestep_spacing \"" + spacing + "\" (linspace, leading and trailing are supported)");
+    const int64_t offset = j.int_or("steps_offset", 0);
+    if (offset < 0 || offset >= sampling::NoiseSchedule::kTrainSteps)
+        return error(SDGO_ERR_FORMAT, "scheduler config: steps_offset %lld out of range", (long long)offset);
+    out->steps_offset = int(offset);
+    if (j.int_or("num_train_timesteps", 1000) != sampling::NoiseSchedule::kTrainSteps)
+        unsupported("num_train_timesteps " + std::to_string(j.int_or("num_train_timesteps", 1000)) + " (1000 is)");
+    const std::string betas = j.str_or("beta_schedule", "scaled_linear");
+    if (betas != "scaled_linear") unsupported("beta_schedule \"" + betas + "\" (scaled_linear is supported)");
+    out->beta_start = j.num_or("beta_start", out->beta_start);
+    out->beta_end = j.num_or("beta_end", out->beta_end);
+    if (!(out->beta_start > 0 && out->beta_start < out->beta_end && out->beta_end < 1))
+        return error(SDGO_ERR_FORMAT, "scheduler config: beta_start %g / beta_end %g out of range", out->beta_start,
+                     out->beta_end);
+    const formats::Json * tb = j.get("trained_betas");
+    if (tb && tb->kind != formats::Json::null_) unsupported("trained_betas");
+    for (const char * key : {"use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "rescale_betas_zero_snr"})
+        if (j.bool_or(key, false)) unsupported(std::string(key) + " (not supported yet)");
+    const std::string final_sigmas = j.str_or("final_sigmas_type", "zero");
+    if (final_sigmas != "zero") unsupported("final_sigmas_type \"" + final_sigmas + "\" (zero is supported)");
+    const std::string interp = j.str_or("interpolation_type", "linear");
+    if (interp != "linear") unsupported("interpolation_type \"" + interp + "\" (linear is supported)");
+    const std::string ttype = j.str_or("timestep_type", "discrete");
+    if (ttype != "discrete") unsupported("timestep_type \"" + ttype + "\" (discrete is supported)");
+    const std::string pred = j.str_or("prediction_type", "epsilon");
+    if (pred != "epsilon" && pred != "v_prediction")
+        unsupported("prediction_type \"" + pred + "\" (epsilon and v_prediction are supported)");
+    return Status();
+}
+
 const char * Model::unet_prefix() { return model::kUNetPrefix; }
 
 int Model::label_values(const std::string & family) { return family == "sdxl-refiner" ? 5 : 6; }
@@ -335,6 +374,7 @@ Status Model::load_on(const ModelOptions & opt, Device * dev, std::unique_ptr<Mo
         return error(SDGO_ERR_UNSUPPORTED, "prediction type \"%s\" is not supported", pred.c_str());
     }
 
+    SDGO_TRY(parse_diffusers_scheduler(p->lm_.scheduler_config, &p->dsched_).wrap(opt.model_path.c_str()));
     SDGO_TRY(p->record_weights());
 
     if (!opt.refiner_path.empty()) {

@@ -66,6 +66,22 @@ struct ModelOptions {
     std::string code_path;        // default code variant of sessions ("" = the device's best)
 };
 
+// What a diffusers folder's scheduler/scheduler_config.json asks of
+// Compat::diffusers generation: the spacing of the timesteps, their offset
+// and the beta range (defaults: SD's scaled_linear 0.00085..0.012, linspace,
+// offset 0). A key we do not reproduce (Karras or exponential sigmas, other
+// beta schedules, zero-SNR rescaling, ...) leaves `unsupported` naming it;
+// diffusers-mode requests are then refused with that message (A1111 mode
+// never reads the file).
+struct DiffusersScheduler {
+    sampling::TimestepSpacing spacing = sampling::TimestepSpacing::Linspace;
+    int steps_offset = 0;
+    double beta_start = 0.00085, beta_end = 0.012;
+    std::string unsupported;
+};
+// Reads a scheduler config (a JSON object; null: the defaults).
+Status parse_diffusers_scheduler(const formats::Json & config, DiffusersScheduler * out);
+
 struct ModelSummary {
     std::string family, variant, prediction, source;
     int unet_in_channels = 0;
@@ -103,6 +119,7 @@ public:
     // The refiner loaded with it, or NULL.
     const Model * refiner() const { return refiner_.get(); }
     sampling::Prediction prediction() const { return pred_; }
+    const DiffusersScheduler & diffusers_scheduler() const { return dsched_; }
     // Extra U-Net input channels besides the latent (inpainting models: 1 + latent channels).
     int64_t concat_channels() const { return unet_cfg_.in_channels - unet_cfg_.out_channels; }
 
@@ -135,6 +152,7 @@ private:
     std::unique_ptr<Conditioner> cond_;
     std::unique_ptr<Model> refiner_;
     sampling::Prediction pred_ = sampling::Prediction::Eps;
+    DiffusersScheduler dsched_;
     ModelSummary summary_;
 };
 

@@ -17,13 +17,17 @@
 namespace sdgo::pipeline {
 
 // Reproduce A1111 / stable-diffusion.cpp (default) or diffusers' pipelines.
-// diffusers: float32 alphas table, EulerDiscrete-style "linspace" timesteps
-// and sigmas (DPMSolverMultistep's for dpm++2m), the scheduler's own
-// timesteps fed to the U-Net, diffusers' img2img step mapping, the VAE
-// posteriors sampled from the generator in diffusers' order, and prompts
-// taken literally (no A1111 weighting) and truncated to one 77-token window.
-// Request::scheduler is ignored there. Batches use seed + b per image in both
-// modes (a diffusers batch drawn from one generator is not reproduced).
+// diffusers: float32 alphas table, EulerDiscrete-style timesteps and sigmas
+// (DPMSolverMultistep's for dpm++2m) spaced as the model folder's scheduler
+// config says (timestep_spacing, steps_offset, beta range; a key it cannot
+// reproduce, e.g. use_karras_sigmas, refuses the request by name; without a
+// config "linspace", offset 0), the scheduler's own timesteps fed to the
+// U-Net, guidance only for a CFG scale above 1, diffusers' img2img step
+// mapping, the VAE posteriors sampled from the generator in diffusers' order,
+// and prompts taken literally (no A1111 weighting) and truncated to one
+// 77-token window. Request::scheduler other than the default is refused
+// there. Batches use seed + b per image in both modes (a diffusers batch
+// drawn from one generator is not reproduced).
 enum class Compat : int { a1111 = 0, diffusers = 1 };
 Status parse_compat(const std::string & name, Compat * out);  // "" = a1111
 const char * compat_name(Compat c);

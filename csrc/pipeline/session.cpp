@@ -237,25 +237,35 @@ Status Session::plan(const Request & req, Plan * p) const {
     p->plane = size_t(p->w) * p->h;
     p->n_lat = p->plane * size_t(p->C);
     p->n_pix = size_t(p->W) * p->H;
-    p->cfg = req.cfg_scale != 1.0f;
+    // diffusers guides only above 1 (a scale <= 1 is one U-Net pass); A1111
+    // applies the formula to any scale but 1.
+    p->cfg = req.compat == Compat::diffusers ? req.cfg_scale > 1.0f : req.cfg_scale != 1.0f;
 
     // The schedule. diffusers: DPMSolverMultistepScheduler (dpmsolver++,
     // order 2) for dpm++2m, EulerDiscrete-style timesteps for everything
     // else; "linspace" spacing, steps_offset 0.
     const bool d = p->diffusers;
-    p->sched = std::make_unique<sampling::NoiseSchedule>(d ? sampling::ScheduleTable::Diffusers
-                                                           : sampling::ScheduleTable::Ldm);
+    const DiffusersScheduler & dsc = m_->diffusers_scheduler();
+    if (d && !dsc.unsupported.empty())
+        return error(SDGO_ERR_UNSUPPORTED, "%s, which the diffusers mode does not reproduce (the a1111 mode ignores it)",
+                     dsc.unsupported.c_str());
+    if (d && req.scheduler != sampling::Scheduler::Discrete)
+        return error(SDGO_ERR_INVALID_ARGUMENT,
+                     "scheduler %s: the diffusers mode takes its schedule from the model's scheduler config; use "
+                     "the a1111 mode for other schedules",
+                     sampling::scheduler_name(req.scheduler));
+    p->sched = d ? std::make_unique<sampling::NoiseSchedule>(sampling::ScheduleTable::Diffusers, dsc.beta_start,
+                                                             dsc.beta_end)
+                 : std::make_unique<sampling::NoiseSchedule>(sampling::ScheduleTable::Ldm);
     p->tmap = std::make_unique<sampling::TimestepMap>(
         p->sched.get(), d ? sampling::TimestepMode::Table : sampling::TimestepMode::Interpolated);
     p->dpm_vp = d && req.sampler == sampling::SamplerType::Dpmpp2m;
     if (d) {
         sampling::DiffusersSchedule ds;
         if (p->dpm_vp)
-            SDGO_TRY(sampling::diffusers_dpmsolver_schedule(*p->sched, req.steps, sampling::TimestepSpacing::Linspace,
-                                                            0, &ds));
+            SDGO_TRY(sampling::diffusers_dpmsolver_schedule(*p->sched, req.steps, dsc.spacing, dsc.steps_offset, &ds));
         else
-            SDGO_TRY(
-                sampling::diffusers_euler_schedule(*p->sched, req.steps, sampling::TimestepSpacing::Linspace, 0, &ds));
+            SDGO_TRY(sampling::diffusers_euler_schedule(*p->sched, req.steps, dsc.spacing, dsc.steps_offset, &ds));
         p->sigmas = ds.sigmas;
         SDGO_TRY(p->tmap->set_table(ds.sigmas, ds.timesteps));
     } else {
@@ -381,8 +391,12 @@ Status Session::prepare_latents(const Request & req, const Plan & p, int index, 
         for (size_t i = 0; i < p.n_lat; ++i) lat->x[i] = lat->init_lat[i] + lat->noise[i] * sig[0];
     } else {
         // VP schedulers start from unit-variance noise: sqrt(sigma^2 + 1) in VE units
-        const float s0 = p.diffusers ? sampling::initial_noise_scale(p.dpm_vp ? sampling::NoiseInit::SqrtSigmaSqPlusOne
-                                                                               : sampling::NoiseInit::Sigma,
+        // diffusers: a VP scheduler, or Euler with leading spacing, starts
+        // from sqrt(sigma^2 + 1) (its init_noise_sigma)
+        const bool vp_init =
+            p.dpm_vp || m_->diffusers_scheduler().spacing == sampling::TimestepSpacing::Leading;
+        const float s0 = p.diffusers ? sampling::initial_noise_scale(vp_init ? sampling::NoiseInit::SqrtSigmaSqPlusOne
+                                                                             : sampling::NoiseInit::Sigma,
                                                                      sig[0])
                                      : sig[0];
         for (size_t i = 0; i < p.n_lat; ++i) lat->x[i] = lat->noise[i] * s0;

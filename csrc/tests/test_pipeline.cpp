@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -484,6 +487,107 @@ TEST(sdxl_base_then_refiner_matches_diffusers) {
     std::unique_ptr<Model> m;
     st = Model::load(o, &m);
     CHECK_EQ(st.code(), SDGO_ERR_UNSUPPORTED);
+}
+
+// A copy of a tiny diffusers folder (in a new temporary folder) whose
+// scheduler/scheduler_config.json is `config`: a user's folder with another
+// scheduler. "" when it cannot be made.
+std::string with_scheduler_config(const char * rel, const std::string & config) {
+    char tmpl[] = "/tmp/sdgo-sched-XXXXXX";
+    if (!mkdtemp(tmpl)) return "";
+    namespace fs = std::filesystem;
+    const fs::path dst = fs::path(tmpl) / "model";
+    std::error_code ec;
+    fs::copy(testing::source_path(rel), dst, fs::copy_options::recursive, ec);
+    if (ec) return "";
+    std::ofstream(dst / "scheduler" / "scheduler_config.json", std::ios::trunc) << config;
+    return dst.string();
+}
+
+// Compat::diffusers follows the folder's scheduler config: the real SDXL
+// one (leading spacing, steps_offset 1, which also starts from
+// sqrt(sigma^2 + 1)) and SDXL-Turbo's (Euler a, trailing spacing; CFG 0 is
+// one U-Net pass, as diffusers); keys it cannot reproduce are refused by
+// name, and only in that mode.
+TEST(sdxl_scheduler_configs_in_diffusers_mode) {
+    struct Case {
+        const char * tag;
+        std::string config;
+        sampling::SamplerType sampler;
+        int steps;
+        float cfg;
+        const char * negative;
+    };
+    const Case cases[] = {
+        {"xl_t2i_leading_s42",
+         R"({"_class_name": "EulerDiscreteScheduler", "beta_start": 0.00085, "beta_end": 0.012,
+             "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "prediction_type": "epsilon",
+             "timestep_spacing": "leading", "steps_offset": 1, "use_karras_sigmas": false})",
+         sampling::SamplerType::Euler, 8, 7.0f, "blurry"},
+        {"xl_turbo_trailing_s42",
+         R"({"_class_name": "EulerAncestralDiscreteScheduler", "beta_start": 0.00085, "beta_end": 0.012,
+             "beta_schedule": "scaled_linear", "timestep_spacing": "trailing", "steps_offset": 1})",
+         sampling::SamplerType::EulerA, 2, 0.0f, ""},
+    };
+    for (const Case & c : cases) {
+        const std::string dir = with_scheduler_config(kSdxl, c.config);
+        REQUIRE(!dir.empty());
+        ModelOptions o;
+        o.model_path = dir;
+        o.n_threads = 2;
+        Loaded l;
+        REQUIRE(load(o, &l).ok());
+        Request r = base_request();
+        r.compat = Compat::diffusers;
+        r.sampler = c.sampler;
+        r.steps = c.steps;
+        r.cfg_scale = c.cfg;
+        r.negative_prompt = c.negative;
+        Result res;
+        Status st = l.session->generate(r, Hooks(), &res);
+        if (!st.ok()) std::fprintf(stderr, "%s\n", st.message().c_str());
+        REQUIRE(st.ok());
+        const double el = rel_err(res.latents, ref_data(std::string(c.tag) + "_latent", kSdxlRef));
+        const double ei = rel_err(res.images, ref_data(std::string(c.tag) + "_image", kSdxlRef));
+        std::printf("  %-22s latent rel err %.3g, image rel err %.3g\n", c.tag, el, ei);
+        CHECK(el < 1e-3);
+        CHECK(ei < 1e-3);
+        std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
+    }
+    // Karras sigmas: refused in diffusers mode, naming the key; a1111 runs
+    const std::string dir = with_scheduler_config(kSdxl, R"({"use_karras_sigmas": true})");
+    REQUIRE(!dir.empty());
+    ModelOptions o;
+    o.model_path = dir;
+    Loaded l;
+    REQUIRE(load(o, &l).ok());
+    Request r = base_request();
+    r.steps = 2;
+    r.compat = Compat::diffusers;
+    Result res;
+    Status st = l.session->generate(r, Hooks(), &res);
+    CHECK_EQ(st.code(), SDGO_ERR_UNSUPPORTED);
+    CHECK(st.message().find("use_karras_sigmas") != std::string::npos);
+    r.compat = Compat::a1111;
+    CHECK(l.session->generate(r, Hooks(), &res).ok());
+    // a --scheduler other than the default is refused in diffusers mode
+    r.compat = Compat::diffusers;
+    r.scheduler = sampling::Scheduler::Karras;
+    st = get_model(kSdxl)->generate(r, Hooks(), &res);
+    CHECK_EQ(st.code(), SDGO_ERR_INVALID_ARGUMENT);
+    CHECK(st.message().find("karras") != std::string::npos);
+    std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
+    // a malformed value is a load error
+    DiffusersScheduler ds;
+    formats::Json j;
+    const char * bad = R"({"steps_offset": -3})";
+    REQUIRE(formats::json_parse(bad, std::strlen(bad), &j).ok());
+    CHECK_EQ(parse_diffusers_scheduler(j, &ds).code(), SDGO_ERR_FORMAT);
+    const char * sample = R"({"prediction_type": "sample", "timestep_spacing": "leading"})";
+    REQUIRE(formats::json_parse(sample, std::strlen(sample), &j).ok());
+    REQUIRE(parse_diffusers_scheduler(j, &ds).ok());
+    CHECK(ds.unsupported.find("prediction_type") != std::string::npos);
+    CHECK(ds.spacing == sampling::TimestepSpacing::Leading);
 }
 
 TEST(vae_override) {

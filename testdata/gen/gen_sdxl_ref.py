@@ -39,6 +39,10 @@ Outputs (testdata/pipeline/):
   tiny_sdxl_inpaint/   the base's folder with a 9-channel inpainting U-Net
       xl_inp9_euler_s42_{latent,image}: StableDiffusionXLInpaintPipeline on it, the right
           half repainted, strength 1, 8 steps
+      xl_t2i_leading_s42_{latent,image}: the first run with the real SDXL scheduler config
+          (EulerDiscreteScheduler, timestep_spacing "leading", steps_offset 1)
+      xl_turbo_trailing_s42_{latent,image}: as SDXL-Turbo runs: EulerAncestralDiscreteScheduler
+          with "trailing" spacing (steps_offset 1), 2 steps, guidance_scale 0, no negative prompt
       xl_2stage_s42_{latent,image}: the base with denoising_end 0.75 handing its latents to
           the refiner with denoising_start 0.75 (8 steps, CFG 7, seed 42)
       latents [1,4,8,8] (unscaled); images [1,32,32,3] in [0,1] before 8-bit rounding
@@ -52,7 +56,8 @@ from safetensors.torch import save_file
 import numpy as np
 from PIL import Image
 
-from diffusers import (AutoencoderKL, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline,
+from diffusers import (AutoencoderKL, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler,
+                       StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline,
                        StableDiffusionXLPipeline, UNet2DConditionModel)
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
@@ -202,6 +207,18 @@ def main():
     out = refiner(prompt, image=lat, negative_prompt=negative, num_inference_steps=8, guidance_scale=7.0,
                   denoising_start=0.75, generator=g, output_type="latent")
     decoded("xl_2stage_s42", out.images)
+
+    # the scheduler configs of real folders (the tests write them into a copy of tiny_sdxl)
+    base_sched = pipe.scheduler
+    pipe.scheduler = EulerDiscreteScheduler.from_config(scheduler().config, timestep_spacing="leading",
+                                                        steps_offset=1)
+    run("xl_t2i_leading_s42", negative_prompt=negative)
+    pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(scheduler().config, timestep_spacing="trailing",
+                                                                 steps_offset=1)
+    out = pipe(prompt, height=H, width=W, num_inference_steps=2, guidance_scale=0.0,
+               generator=torch.Generator("cpu").manual_seed(42), output_type="latent")
+    decoded("xl_turbo_trailing_s42", out.images)
+    pipe.scheduler = base_sched
     save_file(ref, os.path.join(OUT, "sdxl_ref.safetensors"))
     print("wrote", d)
 
