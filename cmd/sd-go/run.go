@@ -356,9 +356,10 @@ func runAction(c *cli.Context) error {
 	// works (a multi-GB file takes seconds), only when metadata is written.
 	var hashes chan fileHash
 	if !c.Bool("no-metadata") {
-		hashes = make(chan fileHash, 2)
+		hashes = make(chan fileHash, 3)
 		go func() { hashes <- shortHash(c.Context, modelPath) }()
 		go func() { hashes <- shortHash(c.Context, c.String("vae")) }()
+		go func() { hashes <- shortHash(c.Context, c.String("refiner")) }()
 	}
 	res, err := model.Generate(c.Context, req)
 	if bar != nil {
@@ -380,12 +381,14 @@ func runAction(c *cli.Context) error {
 		}
 	}
 	if hashes != nil {
-		for range 2 {
+		for range 3 {
 			h := <-hashes
 			switch h.path {
 			case "":
 			case modelPath:
 				meta.modelHash = h.hash
+			case c.String("refiner"):
+				meta.refinerHash = h.hash
 			default:
 				meta.vaeHash = h.hash
 			}
@@ -588,11 +591,12 @@ var a1111Samplers = map[string]string{
 // a1111Parameters renders the "parameters" text in A1111's layout.
 // metadata is what the A1111 parameters say about the files used.
 type metadata struct {
-	model     string // the checkpoint's name (file name without extension)
-	modelHash string // A1111's short hash of the checkpoint file, "" for a folder
-	vaeHash   string // the same for a --vae file
-	refiner   string // the --refiner's name, "" without one
-	switchAt  float64
+	model       string // the checkpoint's name (file name without extension)
+	modelHash   string // A1111's short hash of the checkpoint file, "" for a folder
+	vaeHash     string // the same for a --vae file
+	refiner     string // the --refiner's name, "" without one
+	refinerHash string // A1111's short hash of a --refiner file
+	switchAt    float64
 }
 
 type fileHash struct{ path, hash string }
@@ -657,7 +661,11 @@ func a1111Parameters(r binding.Request, seed int64, meta metadata) string {
 		fields = append(fields, "VAE hash: "+meta.vaeHash)
 	}
 	if meta.refiner != "" {
-		fields = append(fields, "Refiner: "+meta.refiner, "Refiner switch at: "+strconv.FormatFloat(meta.switchAt, 'g', -1, 64))
+		name := meta.refiner
+		if meta.refinerHash != "" {
+			name += " [" + meta.refinerHash + "]" // A1111: "Refiner: NAME [HASH]"
+		}
+		fields = append(fields, "Refiner: "+name, "Refiner switch at: "+strconv.FormatFloat(meta.switchAt, 'g', -1, 64))
 	}
 	if r.InitImage != nil {
 		fields = append(fields, "Denoising strength: "+strconv.FormatFloat(r.Strength, 'g', -1, 64))

@@ -363,6 +363,30 @@ func TestRunSDXLWithRefiner(t *testing.T) {
 	if !strings.Contains(params, "Refiner: tiny_sdxl_refiner, Refiner switch at: 0.75") {
 		t.Fatalf("parameters %q", params)
 	}
+	// a refiner file: A1111's "Refiner: NAME [HASH]", and the same image
+	gguf := filepath.Join(t.TempDir(), "refiner.gguf")
+	if code, _, errs := runCLI(t, "quantize", "f32", filepath.Join(pipe, "tiny_sdxl_refiner"), gguf); code != exitOK {
+		t.Fatalf("quantize: exit %d: %s", code, errs)
+	}
+	out2 := filepath.Join(t.TempDir(), "xl2f.png")
+	code, _, errs = runCLI(t, "run", "-m", filepath.Join(pipe, "tiny_sdxl"), "--refiner", gguf, "--refiner-switch",
+		"0.75", "-p", "a photo of a cat", "-n", "blurry", "-W", "32", "-H", "32", "--steps", "8", "--sampler", "euler",
+		"--rng", "cpu", "--compat", "diffusers", "-s", "42", "-o", out2)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	img2, params2 := readBack(t, out2)
+	b, err := os.ReadFile(gguf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	if want := "Refiner: refiner [" + hex.EncodeToString(sum[:])[:10] + "]"; !strings.Contains(params2, want) {
+		t.Fatalf("parameters %q lack %q", params2, want)
+	}
+	if !bytes.Equal(img.(*image.RGBA).Pix, img2.(*image.RGBA).Pix) {
+		t.Fatal("the refiner as a file gave another image than its folder")
+	}
 }
 
 // levelsFrom is the largest difference, in 8-bit levels, between a 32x32

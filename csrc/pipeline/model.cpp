@@ -258,6 +258,21 @@ Status Model::load_on(const ModelOptions & opt, Device * dev, std::unique_ptr<Mo
                      "%s: not a Stable Diffusion 1.x, 2.x or SDXL checkpoint (detected \"%s\")",
                      opt.model_path.c_str(), info.family.c_str());
     const bool sdxl = info.family == "sdxl", refiner = info.family == "sdxl-refiner";
+    if (!opt.refiner_path.empty()) {
+        // The families first (the files are only mapped), so that a wrong
+        // pair fails before any weight is prepared.
+        std::string rfam = "?";
+        {
+            model::LoadedModel rlm;
+            model::ModelInfo ri;
+            if (model::load_model(opt.refiner_path, &rlm).ok() && model::detect(rlm, &ri).ok()) rfam = ri.family;
+        }
+        if (info.family != "sdxl" || (rfam != "sdxl-refiner" && rfam != "?"))
+            return error(SDGO_ERR_INVALID_ARGUMENT,
+                         "two-stage generation takes an SDXL base as the model and an SDXL refiner as the refiner; "
+                         "got %s (%s) and %s (%s)",
+                         opt.model_path.c_str(), info.family.c_str(), opt.refiner_path.c_str(), rfam.c_str());
+    }
     if (!info.unet.present) return error(SDGO_ERR_FORMAT, "%s: the model has no U-Net", opt.model_path.c_str());
     if (!refiner && !info.text_encoder.present)
         return error(SDGO_ERR_FORMAT, "%s: the model has no text encoder", opt.model_path.c_str());
@@ -388,9 +403,11 @@ Status Model::load_on(const ModelOptions & opt, Device * dev, std::unique_ptr<Mo
         Status st = load_on(ro, dev, &p->refiner_);
         if (!st.ok()) return st.wrap("refiner");
         const Model & r = *p->refiner_;
-        if (info.family != "sdxl" || (r.info().family != "sdxl-refiner" && r.info().family != "sdxl"))
-            return error(SDGO_ERR_UNSUPPORTED, "a refiner works with an SDXL base and an SDXL refiner (or base); "
-                         "got %s and %s", info.family.c_str(), r.info().family.c_str());
+        if (info.family != "sdxl" || r.info().family != "sdxl-refiner")
+            return error(SDGO_ERR_INVALID_ARGUMENT,
+                         "two-stage generation takes an SDXL base as the model and an SDXL refiner as the refiner; "
+                         "got %s (%s) and %s (%s)",
+                         opt.model_path.c_str(), info.family.c_str(), opt.refiner_path.c_str(), r.info().family.c_str());
         if (r.unet_config().out_channels != latent || r.unet_config().in_channels != latent ||
             r.summary().vae_downscale != p->vae_cfg_.downscale())
             return error(SDGO_ERR_FORMAT, "the refiner's latents (%lld channels, 1/%d scale) do not match the model's",

@@ -480,13 +480,19 @@ TEST(sdxl_base_then_refiner_matches_diffusers) {
     CHECK(st.message().find("refiner") != std::string::npos);
     r.refiner_switch = 1.5f;
     CHECK_EQ(p->generate(r, Hooks(), &res).code(), SDGO_ERR_INVALID_ARGUMENT);
-    // a refiner beside an SD 1.x model is refused
-    ModelOptions o;
-    o.model_path = testing::source_path(kModel);
-    o.refiner_path = testing::source_path(kRefiner);
-    std::unique_ptr<Model> m;
-    st = Model::load(o, &m);
-    CHECK_EQ(st.code(), SDGO_ERR_UNSUPPORTED);
+    // a refiner beside an SD 1.x model, a refiner given as the base and a
+    // base given as the refiner are refused, naming both
+    const char * pairs[][2] = {{kModel, kRefiner}, {kRefiner, kSdxl}, {kSdxl, kSdxl}};
+    for (const auto & pr : pairs) {
+        ModelOptions o;
+        o.model_path = testing::source_path(pr[0]);
+        o.refiner_path = testing::source_path(pr[1]);
+        std::unique_ptr<Model> m;
+        st = Model::load(o, &m);
+        std::printf("  %s + %s: %s\n", pr[0], pr[1], st.message().c_str());
+        CHECK_EQ(st.code(), SDGO_ERR_INVALID_ARGUMENT);
+        CHECK(st.message().find("SDXL refiner as the refiner") != std::string::npos);
+    }
 }
 
 // A copy of a tiny diffusers folder (in a new temporary folder) whose
