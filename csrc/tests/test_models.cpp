@@ -22,7 +22,9 @@
 #include "backends/cpu/cpu_features.h"
 #include "formats/json.h"
 #include "formats/safetensors.h"
+#include "model/detect.h"
 #include "model/load.h"
+#include "model/naming.h"
 #include "model/clip.h"
 #include "model/unet.h"
 #include "model/vae.h"
@@ -1146,5 +1148,69 @@ void fullsize_case(const char * key, bool sd2) {
 
 TEST(fullsize_sd15_configs_and_graph_memory) { fullsize_case("sd15", false); }
 TEST(fullsize_sd21_configs_and_graph_memory) { fullsize_case("sd21", true); }
+
+// Full-size SDXL base and refiner in the sgm single-file layout (the names
+// of the checkpoints people download: conditioner.embedders.N.*): the names
+// canonicalize, detection finds the family, the configs inferred from the
+// shapes are SDXL's, and the U-Net graphs with the label vector build and plan.
+void fullsize_sdxl_case(const char * key, bool refiner) {
+    model::LoadedModel lm;
+    REQUIRE(load_shapes(key, &lm.files));
+    // canonicalize reads some tensors (it splits fused projections): give
+    // every entry zeros to read
+    uint64_t most = 0;
+    for (const auto & e : lm.files.tensors) most = std::max(most, e.nbytes);
+    static std::vector<uint8_t> zeros;
+    zeros.assign(size_t(most), 0);
+    for (auto & e : lm.files.tensors) e.data = zeros.data();
+    REQUIRE(canonicalize(&lm.files).ok());
+    ModelInfo info;
+    REQUIRE(detect(lm, &info).ok());
+    CHECK_EQ(info.family, std::string(refiner ? "sdxl-refiner" : "sdxl"));
+    CHECK_EQ(info.text_encoder.present, !refiner);
+    CHECK(info.text_encoder_2.present);
+    const ClipConfig & g = info.text_encoder_2.cfg;
+    CHECK_EQ(g.hidden, 1280);
+    CHECK_EQ(g.layers, 32);
+    CHECK_EQ(g.heads, 20);
+    CHECK_EQ(g.projection_dim, 1280);
+    CHECK(g.act == ClipAct::gelu);
+    if (!refiner) {
+        const ClipConfig & l = info.text_encoder.cfg;
+        CHECK_EQ(l.hidden, 768);
+        CHECK_EQ(l.layers, 12);
+        CHECK(l.act == ClipAct::quick_gelu);
+    }
+    const UNetConfig & uc = info.unet.cfg;
+    CHECK_EQ(uc.model_channels, refiner ? 384 : 320);
+    CHECK_EQ(uc.context_dim, refiner ? 1280 : 2048);
+    CHECK_EQ(uc.adm_in_channels, refiner ? 2560 : 2816);
+    CHECK(uc.attention == (refiner ? std::vector<bool>({false, true, true, false}) : std::vector<bool>({false, true, true})));
+    CHECK_EQ(uc.transformer_depth[2], refiner ? 4 : 10);
+    CHECK_EQ(uc.mid_depth, refiner ? 4 : 10);
+    CHECK_EQ(uc.heads_at(1, refiner ? 768 : 640), refiner ? 12 : 10);  // head size 64
+    CHECK(std::fabs(info.vae.cfg.scaling_factor - 0.13025f) < 1e-7f);
+    TestWeights w(&lm.files);
+    for (int px : {1024}) {
+        Graph gr;
+        const int64_t l = px / 8;
+        Tensor * y = nullptr;
+        Tensor * label = nullptr;
+        const int k = refiner ? 5 : 6;
+        REQUIRE(build_sdxl_label(gr, gr.input(DType::f32, {1280, 2}), gr.input(DType::f32, {k, 2}), 256, &label).ok());
+        REQUIRE(build_unet(gr, w, kUNetPrefix, uc, gr.input(DType::f32, {l, l, 4, 2}), gr.input(DType::f32, {2}),
+                           gr.input(DType::f32, {uc.context_dim, 77, 2}), label, &y)
+                    .ok());
+        CHECK(y->ne[0] == l && y->ne[1] == l && y->ne[2] == 4 && y->ne[3] == 2);
+        size_t total = 0;
+        const size_t arena = plan_arena(gr, y, &total);
+        CHECK(arena > 0 && arena <= total);
+        std::printf("  %s unet %d^2 batch 2: %5zu nodes, arena %8.2f MiB (no reuse %8.2f MiB)\n", key, px,
+                    gr.order().size(), arena / 1048576.0, total / 1048576.0);
+    }
+}
+
+TEST(fullsize_sdxl_sgm_names_configs_and_graph_memory) { fullsize_sdxl_case("sdxl", false); }
+TEST(fullsize_sdxl_refiner_sgm_names_configs_and_graph_memory) { fullsize_sdxl_case("sdxl_refiner", true); }
 
 }  // namespace

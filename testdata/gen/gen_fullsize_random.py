@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Writes a full-size SD 1.5- or SD 2.1-shaped single-file checkpoint (LDM names,
-f16) with random weights, for end-to-end runs and benchmarks of the real
-architecture. Nothing it writes is committed (about 2 GB).
+"""Writes a full-size SD 1.5-, SD 2.1-, SDXL- or SDXL-refiner-shaped single-file
+checkpoint (LDM / sgm names, f16) with random weights, for end-to-end runs and
+benchmarks of the real architecture. Nothing it writes is committed (about 2 GB;
+SDXL about 7 GB, its refiner about 6 GB).
 
     /work/venv/bin/python testdata/gen/gen_fullsize_random.py sd15 /tmp/sd15_random.safetensors
 
@@ -20,8 +21,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("sd15", "sd21"):
-        sys.exit("usage: gen_fullsize_random.py sd15|sd21 OUT.safetensors")
+    if len(sys.argv) != 3 or sys.argv[1] not in ("sd15", "sd21", "sdxl", "sdxl_refiner"):
+        sys.exit("usage: gen_fullsize_random.py sd15|sd21|sdxl|sdxl_refiner OUT.safetensors")
     shapes = json.load(open(os.path.join(HERE, "..", "ref", "fullsize_shapes.json")))[sys.argv[1]]
     rng = np.random.default_rng(0)
     out = {}

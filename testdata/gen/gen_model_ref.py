@@ -345,9 +345,11 @@ def main():
 
 
 def write_fullsize_shapes():
-    """Names and shapes (no data) of full-size SD 1.5 and SD 2.1 networks in
-    LDM naming, built on the meta device: the C++ tests infer the configs from
-    them and plan the full-size graphs' memory."""
+    """Names and shapes (no data) of full-size SD 1.5, SD 2.1, SDXL base and
+    SDXL refiner networks in LDM / sgm naming, built on the meta device: the
+    C++ tests infer the configs from them and plan the full-size graphs'
+    memory; gen_fullsize_random.py writes random checkpoints of them.
+    `gen_model_ref.py --shapes` writes only this file."""
     out = {}
     with torch.device("meta"):
         for key, unet_kw, clip_kw, openclip in (
@@ -370,6 +372,45 @@ def write_fullsize_shapes():
             else:
                 w.update(clip_to_ldm_hf(csd))
             out[key] = {k: list(v.shape) for k, v in sorted(w.items())}
+        # SDXL base and refiner in the sgm single-file layout (conditioner.embedders.N)
+        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+                            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+        clip_l = CLIPTextModel(CLIPTextConfig(vocab_size=49408, max_position_embeddings=77, hidden_size=768,
+                                              intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                                              hidden_act="quick_gelu"))
+        clip_g = CLIPTextModelWithProjection(CLIPTextConfig(vocab_size=49408, max_position_embeddings=77,
+                                                            hidden_size=1280, intermediate_size=5120,
+                                                            num_hidden_layers=32, num_attention_heads=20,
+                                                            hidden_act="gelu", projection_dim=1280))
+        gsd = {k: v for k, v in clip_g.state_dict().items() if "position_ids" not in k}
+        lsd = {k: v for k, v in clip_l.state_dict().items() if "position_ids" not in k}
+        base = UNet2DConditionModel(block_out_channels=(320, 640, 1280), layers_per_block=2,
+                                    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                                    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+                                    transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20),
+                                    cross_attention_dim=2048, use_linear_projection=True,
+                                    addition_embed_type="text_time", addition_time_embed_dim=256,
+                                    projection_class_embeddings_input_dim=2816)
+        w = {}
+        w.update(unet_to_ldm(base.state_dict(), 3, 2, [False, True, True], [True, True, False]))
+        w.update(vae_to_ldm(vae.state_dict(), 4))
+        w.update(clip_to_ldm_hf(lsd, prefix="conditioner.embedders.0.transformer."))
+        w.update(clip_to_openclip(gsd, 32, prefix="conditioner.embedders.1.model."))
+        out["sdxl"] = {k: list(v.shape) for k, v in sorted(w.items())}
+        refiner = UNet2DConditionModel(block_out_channels=(384, 768, 1536, 1536), layers_per_block=2,
+                                       down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
+                                                         "DownBlock2D"),
+                                       up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
+                                                       "UpBlock2D"),
+                                       transformer_layers_per_block=4, attention_head_dim=(6, 12, 24, 24),
+                                       cross_attention_dim=1280, use_linear_projection=True,
+                                       addition_embed_type="text_time", addition_time_embed_dim=256,
+                                       projection_class_embeddings_input_dim=2560)
+        w = {}
+        w.update(unet_to_ldm(refiner.state_dict(), 4, 2, [False, True, True, False], [False, True, True, False]))
+        w.update(vae_to_ldm(vae.state_dict(), 4))
+        w.update(clip_to_openclip(gsd, 32, prefix="conditioner.embedders.0.model."))
+        out["sdxl_refiner"] = {k: list(v.shape) for k, v in sorted(w.items())}
     with open(os.path.join(OUT, "fullsize_shapes.json"), "w") as f:
         json.dump(out, f, separators=(",", ":"))
 
@@ -380,4 +421,6 @@ def contig_ref(d):
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--shapes"]:
+        sys.exit(write_fullsize_shapes())
     sys.exit(main())
