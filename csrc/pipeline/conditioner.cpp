@@ -126,21 +126,31 @@ Status ClipConditioner::encode(Backend & be, const std::string & prompt, const s
 
     int clip_skip = 0;
     SDGO_TRY(resolve_clip_skip(opt.clip_skip, default_clip_skip_, cfg_, &clip_skip));
-    const int n = kc + ku;
-    std::vector<int32_t> ids(ids_c);
-    ids.insert(ids.end(), ids_u.begin(), ids_u.end());
-    Graph g;
-    Tensor * t_ids = g.input(DType::i32, {T, n}, "ids");
-    Tensor * y = nullptr;
-    SDGO_TRY(build(g, *w_, t_ids, clip_skip, &y));
-    g.set_output(y);
-    SDGO_TRY(be.alloc_graph(g));
-    SDGO_TRY(be.set_tensor(t_ids, ids.data(), 0, ids.size() * sizeof(int32_t)));
-    SDGO_TRY(be.compute(g));
-    std::vector<float> z(size_t(D * T * n));
-    SDGO_TRY(be.get_tensor(y, z.data(), 0, z.size() * sizeof(float)));
-    cond->context.assign(z.begin(), z.begin() + size_t(D * T * kc));
-    uncond->context.assign(z.begin() + size_t(D * T * kc), z.end());
+    const int skip_u = opt.clip_skip_negative ? clip_skip : default_clip_skip_;
+    // The windows `ids` (n of them) through the encoder at one clip skip.
+    auto run = [&](const std::vector<int32_t> & ids, int n, int skip, std::vector<float> * z) -> Status {
+        Graph g;
+        Tensor * t_ids = g.input(DType::i32, {T, n}, "ids");
+        Tensor * y = nullptr;
+        SDGO_TRY(build(g, *w_, t_ids, skip, &y));
+        g.set_output(y);
+        SDGO_TRY(be.alloc_graph(g));
+        SDGO_TRY(be.set_tensor(t_ids, ids.data(), 0, ids.size() * sizeof(int32_t)));
+        SDGO_TRY(be.compute(g));
+        z->resize(size_t(D * T * n));
+        return be.get_tensor(y, z->data(), 0, z->size() * sizeof(float));
+    };
+    if (skip_u == clip_skip) {  // both sides in one run
+        std::vector<int32_t> ids(ids_c);
+        ids.insert(ids.end(), ids_u.begin(), ids_u.end());
+        std::vector<float> z;
+        SDGO_TRY(run(ids, kc + ku, clip_skip, &z));
+        cond->context.assign(z.begin(), z.begin() + size_t(D * T * kc));
+        uncond->context.assign(z.begin() + size_t(D * T * kc), z.end());
+    } else {
+        SDGO_TRY(run(ids_c, kc, clip_skip, &cond->context));
+        SDGO_TRY(run(ids_u, ku, skip_u, &uncond->context));
+    }
     cond->context_dim = uncond->context_dim = D;
     SDGO_TRY(emphasize(ts, T, D, &cond->context, &uncond->context));
     if (!all_finite(cond->context) || !all_finite(uncond->context))
@@ -198,28 +208,51 @@ Status SdxlConditioner::encode(Backend & be, const std::string & prompt, const s
     // The default is the penultimate layer; a clip skip counts from the last
     // layer as in SD 1.x (1 = last, 2 = penultimate).
     for (size_t i = 0; i < ne; i++) SDGO_TRY(resolve_clip_skip(opt.clip_skip, 2, e_[i].cfg, &clip_skip));
+    const int skip_u = opt.clip_skip_negative ? clip_skip : 2;
     const int kc = ts[0].kc, n = ts[0].kc + ts[0].ku;
-    std::vector<std::vector<int32_t>> ids(ne);
-    for (size_t i = 0; i < ne; i++) {
-        ids[i] = ts[i].ids_c;
-        ids[i].insert(ids[i].end(), ts[i].ids_u.begin(), ts[i].ids_u.end());
+    // Windows [from, to) of both sides through the encoders at one clip skip:
+    // per encoder [hidden, T, to - from], and the pooled output [P, to - from].
+    std::vector<std::vector<float>> z(ne);
+    std::vector<float> pv;
+    auto run = [&](int from, int to, int skip) -> Status {
+        const int m = to - from;
+        std::vector<std::vector<int32_t>> ids(ne);
+        for (size_t i = 0; i < ne; i++) {
+            ids[i] = ts[i].ids_c;
+            ids[i].insert(ids[i].end(), ts[i].ids_u.begin(), ts[i].ids_u.end());
+            ids[i] = std::vector<int32_t>(ids[i].begin() + size_t(from) * T, ids[i].begin() + size_t(to) * T);
+        }
+        std::vector<int32_t> rows(size_t(m), 0);
+        model::clip_pooled_rows(ids[ne - 1].data(), T, m, e_[ne - 1].tok->eos_id(), rows.data());
+        Graph g;
+        std::vector<Tensor *> t_ids(ne), outs(ne);
+        for (size_t i = 0; i < ne; i++) t_ids[i] = g.input(DType::i32, {T, m}, "ids");
+        Tensor * t_rows = g.input(DType::i32, {m}, "rows");
+        Tensor * pooled = nullptr;
+        SDGO_TRY(build(g, *w_, t_ids.data(), t_rows, skip, outs.data(), &pooled));
+        for (Tensor * o : outs) g.set_output(o);
+        g.set_output(pooled);
+        SDGO_TRY(be.alloc_graph(g));
+        for (size_t i = 0; i < ne; i++)
+            SDGO_TRY(be.set_tensor(t_ids[i], ids[i].data(), 0, ids[i].size() * sizeof(int32_t)));
+        SDGO_TRY(be.set_tensor(t_rows, rows.data(), 0, rows.size() * sizeof(int32_t)));
+        SDGO_TRY(be.compute(g));
+        for (size_t i = 0; i < ne; i++) {
+            std::vector<float> part(size_t(e_[i].cfg.hidden * T * m));
+            SDGO_TRY(be.get_tensor(outs[i], part.data(), 0, part.size() * sizeof(float)));
+            z[i].insert(z[i].end(), part.begin(), part.end());
+        }
+        std::vector<float> pp(size_t(pooled->ne[0] * m));
+        SDGO_TRY(be.get_tensor(pooled, pp.data(), 0, pp.size() * sizeof(float)));
+        pv.insert(pv.end(), pp.begin(), pp.end());
+        return Status();
+    };
+    if (skip_u == clip_skip) {  // both sides in one run
+        SDGO_TRY(run(0, n, clip_skip));
+    } else {
+        SDGO_TRY(run(0, kc, clip_skip));
+        SDGO_TRY(run(kc, n, skip_u));
     }
-    std::vector<int32_t> rows(size_t(n), 0);
-    model::clip_pooled_rows(ids[ne - 1].data(), T, n, e_[ne - 1].tok->eos_id(), rows.data());
-
-    Graph g;
-    std::vector<Tensor *> t_ids(ne), outs(ne);
-    for (size_t i = 0; i < ne; i++) t_ids[i] = g.input(DType::i32, {T, n}, "ids");
-    Tensor * t_rows = g.input(DType::i32, {n}, "rows");
-    Tensor * pooled = nullptr;
-    SDGO_TRY(build(g, *w_, t_ids.data(), t_rows, clip_skip, outs.data(), &pooled));
-    for (Tensor * o : outs) g.set_output(o);
-    g.set_output(pooled);
-    SDGO_TRY(be.alloc_graph(g));
-    for (size_t i = 0; i < ne; i++)
-        SDGO_TRY(be.set_tensor(t_ids[i], ids[i].data(), 0, ids[i].size() * sizeof(int32_t)));
-    SDGO_TRY(be.set_tensor(t_rows, rows.data(), 0, rows.size() * sizeof(int32_t)));
-    SDGO_TRY(be.compute(g));
 
     // Each encoder's contexts, weighted on their own, then interleaved per token.
     const int64_t DC = context_dim();
@@ -229,18 +262,15 @@ Status SdxlConditioner::encode(Backend & be, const std::string & prompt, const s
     int64_t at = 0;  // channel offset of encoder i in the context
     for (size_t i = 0; i < ne; i++) {
         const int64_t D = e_[i].cfg.hidden;
-        std::vector<float> z(size_t(D * T * n));
-        SDGO_TRY(be.get_tensor(outs[i], z.data(), 0, z.size() * sizeof(float)));
-        std::vector<float> c(z.begin(), z.begin() + size_t(D) * n_tok_c), u(z.begin() + size_t(D) * n_tok_c, z.end());
+        std::vector<float> c(z[i].begin(), z[i].begin() + size_t(D) * n_tok_c);
+        std::vector<float> u(z[i].begin() + size_t(D) * n_tok_c, z[i].end());
         SDGO_TRY(emphasize(ts[i], T, D, &c, &u));
         for (size_t t = 0; t < n_tok_c; t++) std::copy_n(c.data() + t * D, D, cond->context.data() + t * DC + at);
         for (size_t t = 0; t < n_tok_u; t++) std::copy_n(u.data() + t * D, D, uncond->context.data() + t * DC + at);
         at += D;
     }
     cond->context_dim = uncond->context_dim = DC;
-    const int64_t P = pooled->ne[0];
-    std::vector<float> pv(size_t(P * n));
-    SDGO_TRY(be.get_tensor(pooled, pv.data(), 0, pv.size() * sizeof(float)));
+    const int64_t P = int64_t(pv.size()) / n;
     cond->pooled.assign(pv.begin(), pv.begin() + P);  // the first chunk's
     uncond->pooled.assign(pv.begin() + size_t(P * kc), pv.begin() + size_t(P * (kc + 1)));
     if (negative.empty() && zero_empty_negative_) {

@@ -45,6 +45,9 @@ struct PromptOptions {
     // diffusers' encode_prompt: no A1111 weighting or chunks; one window
     // truncated after max_positions - 2 tokens.
     bool literal = false;
+    // Apply clip_skip to the negative prompt too (A1111); diffusers encodes
+    // the negative prompt with the model's default layer.
+    bool clip_skip_negative = true;
 };
 
 class Conditioner {

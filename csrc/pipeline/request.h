@@ -22,7 +22,8 @@ namespace sdgo::pipeline {
 // config says (timestep_spacing, steps_offset, beta range; a key it cannot
 // reproduce, e.g. use_karras_sigmas, refuses the request by name; without a
 // config "linspace", offset 0), the scheduler's own timesteps fed to the
-// U-Net, guidance only for a CFG scale above 1, diffusers' img2img step
+// U-Net, guidance only for a CFG scale above 1, clip skip on the positive
+// prompt only (the negative keeps the model's default layer), diffusers' img2img step
 // mapping, the VAE posteriors sampled from the generator in diffusers' order,
 // and prompts taken literally (no A1111 weighting) and truncated to one
 // 77-token window. Request::scheduler other than the default is refused

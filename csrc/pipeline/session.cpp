@@ -305,6 +305,7 @@ Status Session::condition(const Request & req, const Plan & p, Condition * cond,
     po.clip_skip = req.clip_skip;
     po.max_chunks = req.max_prompt_chunks;
     po.literal = p.diffusers;
+    po.clip_skip_negative = !p.diffusers;
     int64_t tokens = 0;
     SDGO_TRY(encode_prompts(req.prompt, req.negative_prompt, po, cond, uncond, &tokens));
     SDGO_LOG_D("prompt: %lld tokens, context of %lld", (long long)tokens, (long long)cond->tokens());
@@ -564,6 +565,7 @@ Status Session::generate(const Request & req, const Hooks & hooks, Result * out)
         po.clip_skip = req.clip_skip;
         po.max_chunks = req.max_prompt_chunks;
         po.literal = p.diffusers;
+    po.clip_skip_negative = !p.diffusers;
         SDGO_TRY(rm->conditioner().encode(*be_, req.prompt, req.negative_prompt, po, &rcond, &runcond, nullptr)
                      .wrap("refiner"));
         SDGO_TRY(refine.build(*rm, *be_, req, p, &rcond, &runcond).wrap("refiner"));

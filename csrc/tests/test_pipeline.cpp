@@ -371,6 +371,11 @@ TEST(sdxl_txt2img_matches_diffusers) {
     m.target_height = 40;
     m.target_width = 24;
     compare_run(m, "xl_t2i_micro_s42", kSdxl, kSdxlRef);
+    // clip skip: diffusers' clip_skip=1 is our 3 on SDXL (one layer before
+    // the default penultimate); diffusers applies it to the positive only
+    Request c = r;
+    c.clip_skip = 3;
+    compare_run(c, "xl_t2i_clipskip1_s42", kSdxl, kSdxlRef);
 }
 
 // SDXL base img2img and inpainting (masked img2img on the 4-channel U-Net,
