@@ -54,6 +54,11 @@ type Request struct {
 	OriginalWidth, OriginalHeight int
 	CropLeft, CropTop             int
 	TargetWidth, TargetHeight     int
+	// NegativeSize, when set, is the negative side's size conditioning
+	// (diffusers' negative_original_size, negative_crops_coords_top_left,
+	// negative_target_size; sizes of 0 take the output size); nil gives the
+	// negative side the positive side's values.
+	NegativeSize *SizeConditioning
 	// SDXL refiner: the aesthetic score of the positive and the negative
 	// side (0 takes the defaults, 6 and 2.5).
 	AestheticScore, NegativeAestheticScore float64
@@ -69,6 +74,13 @@ type Request struct {
 	// cancels the generation, which then returns an error that holds the
 	// panic's value.
 	Progress func(Progress)
+}
+
+// SizeConditioning is one side's SDXL size conditioning, in pixels.
+type SizeConditioning struct {
+	OriginalWidth, OriginalHeight int
+	CropLeft, CropTop             int
+	TargetWidth, TargetHeight     int
 }
 
 // Phase is a stage of a generation.
@@ -135,6 +147,12 @@ const (
 	reqCropTop        = 27
 	reqTargetWidth    = 28
 	reqTargetHeight   = 29
+	reqNegOrigWidth   = 64
+	reqNegOrigHeight  = 65
+	reqNegCropLeft    = 66
+	reqNegCropTop     = 67
+	reqNegTargetWidth = 68
+	reqNegTargetHeigh = 69
 	reqCFGScale       = 32
 	reqStrength       = 33
 	reqAesthetic      = 35
@@ -238,6 +256,17 @@ func setRequest(f *functions, r uintptr, req *Request) error {
 	}
 	if err := check(f.requestSetI64(r, reqSeed, req.Seed)); err != nil {
 		return err
+	}
+	if n := req.NegativeSize; n != nil {
+		for _, s := range []struct {
+			key int32
+			v   int
+		}{{reqNegOrigWidth, n.OriginalWidth}, {reqNegOrigHeight, n.OriginalHeight}, {reqNegCropLeft, n.CropLeft},
+			{reqNegCropTop, n.CropTop}, {reqNegTargetWidth, n.TargetWidth}, {reqNegTargetHeigh, n.TargetHeight}} {
+			if err := check(f.requestSetI64(r, s.key, int64(s.v))); err != nil {
+				return err
+			}
+		}
 	}
 	for _, s := range []struct {
 		key int32

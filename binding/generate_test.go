@@ -162,6 +162,15 @@ func TestGenerateSDXLMatchesDiffusers(t *testing.T) {
 	if string(micro.Images[0].Pix) == string(res.Images[0].Pix) {
 		t.Fatal("the size conditioning did not change the image")
 	}
+	req.NegativeSize = &SizeConditioning{OriginalWidth: 48, OriginalHeight: 64, CropLeft: 6, CropTop: 2,
+		TargetWidth: 24, TargetHeight: 16}
+	neg, err := m.Generate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxPixelDiff(neg.Images[0], refTensorIn(t, tinySDXLRef, "xl_t2i_negsize_s42_image")); d > 1.01 {
+		t.Fatalf("negative size conditioning: max pixel difference from diffusers %.2f", d)
+	}
 }
 
 // The SDXL refiner on its own (img2img) with the aesthetic scores and size

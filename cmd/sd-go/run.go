@@ -115,6 +115,9 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "crop", Usage: "SDXL size conditioning: the crop's top-left corner `X,Y` (default 0,0)"},
 			&cli.Float64Flag{Name: "aesthetic-score", Value: d.AestheticScore, Usage: "SDXL refiner: the aesthetic score conditioning"},
 			&cli.Float64Flag{Name: "negative-aesthetic-score", Value: d.NegativeAestheticScore, Usage: "SDXL refiner: the negative side's aesthetic score"},
+			&cli.StringFlag{Name: "negative-original-size", Usage: "SDXL: the negative side's original size `WxH` (default: the positive side's)"},
+			&cli.StringFlag{Name: "negative-crop", Usage: "SDXL: the negative side's crop corner `X,Y` (default: the positive side's)"},
+			&cli.StringFlag{Name: "negative-target-size", Usage: "SDXL: the negative side's target size `WxH` (default: the positive side's)"},
 			&cli.StringFlag{Name: "target-size", Usage: "SDXL size conditioning: the target size `WxH` (default: the output size)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more"},
 			&cli.BoolFlag{Name: "quiet", Usage: "print nothing but errors"},
@@ -244,6 +247,24 @@ func runAction(c *cli.Context) error {
 				return usagef("--%s: %v", f.name, err)
 			}
 		}
+	}
+	if c.IsSet("negative-original-size") || c.IsSet("negative-crop") || c.IsSet("negative-target-size") {
+		n := binding.SizeConditioning{OriginalWidth: req.OriginalWidth, OriginalHeight: req.OriginalHeight,
+			CropLeft: req.CropLeft, CropTop: req.CropTop, TargetWidth: req.TargetWidth, TargetHeight: req.TargetHeight}
+		for _, f := range []struct {
+			name string
+			sep  string
+			a, b *int
+		}{{"negative-original-size", "x", &n.OriginalWidth, &n.OriginalHeight},
+			{"negative-crop", ",", &n.CropLeft, &n.CropTop},
+			{"negative-target-size", "x", &n.TargetWidth, &n.TargetHeight}} {
+			if v := c.String(f.name); v != "" {
+				if err := parsePair(v, f.sep, cat.Limits.MaxSide, f.a, f.b); err != nil {
+					return usagef("--%s: %v", f.name, err)
+				}
+			}
+		}
+		req.NegativeSize = &n
 	}
 	if req.Compat != "a1111" && req.Compat != "diffusers" {
 		return usagef("--compat must be a1111 or diffusers, got %q", req.Compat)

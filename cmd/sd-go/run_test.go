@@ -341,6 +341,18 @@ func TestRunSDXLSizeConditioning(t *testing.T) {
 	if worst := levelsFrom(img, refImageIn(t, "sdxl_ref.safetensors", "xl_t2i_micro_s42_image")); worst > 1.01 {
 		t.Fatalf("differs from diffusers' SDXL image by up to %.2f levels", worst)
 	}
+	code, _, errs = runCLI(t, "run", "-m", filepath.Join("..", "..", "testdata", "pipeline", "tiny_sdxl"),
+		"-p", "a photo of a cat", "-n", "blurry", "-W", "32", "-H", "32", "--steps", "8", "--sampler", "euler",
+		"--rng", "cpu", "--compat", "diffusers", "-s", "42", "--original-size", "64x96", "--crop", "4,8",
+		"--target-size", "24x40", "--negative-original-size", "48x64", "--negative-crop", "6,2",
+		"--negative-target-size", "24x16", "-o", out)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	img, _ = readBack(t, out)
+	if worst := levelsFrom(img, refImageIn(t, "sdxl_ref.safetensors", "xl_t2i_negsize_s42_image")); worst > 1.01 {
+		t.Fatalf("negative sizes: differs from diffusers' SDXL image by up to %.2f levels", worst)
+	}
 }
 
 // --refiner with --refiner-switch: two-stage SDXL as diffusers' base with

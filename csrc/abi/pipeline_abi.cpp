@@ -286,6 +286,15 @@ SDGO_API int32_t sdgo_request_set_i64(sdgo_request * r, int32_t key, int64_t val
             case SDGO_REQ_CROP_TOP: return as_int(value, &q.crop_top, "crop top");
             case SDGO_REQ_TARGET_WIDTH: return as_int(value, &q.target_width, "target width");
             case SDGO_REQ_TARGET_HEIGHT: return as_int(value, &q.target_height, "target height");
+            case SDGO_REQ_NEGATIVE_ORIGINAL_WIDTH:
+                return as_int(value, &q.negative_original_width, "negative original width");
+            case SDGO_REQ_NEGATIVE_ORIGINAL_HEIGHT:
+                return as_int(value, &q.negative_original_height, "negative original height");
+            case SDGO_REQ_NEGATIVE_CROP_LEFT: return as_int(value, &q.negative_crop_left, "negative crop left");
+            case SDGO_REQ_NEGATIVE_CROP_TOP: return as_int(value, &q.negative_crop_top, "negative crop top");
+            case SDGO_REQ_NEGATIVE_TARGET_WIDTH: return as_int(value, &q.negative_target_width, "negative target width");
+            case SDGO_REQ_NEGATIVE_TARGET_HEIGHT:
+                return as_int(value, &q.negative_target_height, "negative target height");
             case SDGO_REQ_SEED: q.seed = value; return Status();
         }
         return error(SDGO_ERR_INVALID_ARGUMENT, "request key %d is not an integer key", key);

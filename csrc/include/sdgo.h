@@ -365,6 +365,13 @@ enum sdgo_request_key {
     SDGO_REQ_CROP_TOP        = 27,
     SDGO_REQ_TARGET_WIDTH    = 28,
     SDGO_REQ_TARGET_HEIGHT   = 29,
+    /* the negative side's (-1, the default: the positive side's value; a size of 0: the output size) */
+    SDGO_REQ_NEGATIVE_ORIGINAL_WIDTH  = 64,
+    SDGO_REQ_NEGATIVE_ORIGINAL_HEIGHT = 65,
+    SDGO_REQ_NEGATIVE_CROP_LEFT       = 66,
+    SDGO_REQ_NEGATIVE_CROP_TOP        = 67,
+    SDGO_REQ_NEGATIVE_TARGET_WIDTH    = 68,
+    SDGO_REQ_NEGATIVE_TARGET_HEIGHT   = 69,
     /* floats */
     SDGO_REQ_CFG_SCALE       = 32, /* 7.0; 1 runs one U-Net pass per step (no guidance) */
     SDGO_REQ_STRENGTH        = 33, /* 0.75, img2img / inpaint; in (0, 1] */

@@ -83,6 +83,14 @@ Status validate_request(const Request & r) {
         if (v < 0 || v > kMaxImageSide)
             return error(SDGO_ERR_INVALID_ARGUMENT,
                          "SDXL original size, crop and target size must be from 0 to %d, got %d", kMaxImageSide, v);
+    const int negative_sizes[6] = {r.negative_original_width, r.negative_original_height, r.negative_crop_left,
+                                   r.negative_crop_top,       r.negative_target_width,    r.negative_target_height};
+    for (int v : negative_sizes)
+        if (v < -1 || v > kMaxImageSide)
+            return error(SDGO_ERR_INVALID_ARGUMENT,
+                         "SDXL negative original size, crop and target size must be from 0 to %d (-1: the positive "
+                         "side's), got %d",
+                         kMaxImageSide, v);
     const bool has_init = !r.init_rgb.empty();
     if (has_init) {
         if (r.init_width != r.width || r.init_height != r.height)

@@ -82,6 +82,12 @@ struct Request {
     int original_width = 0, original_height = 0;
     int crop_left = 0, crop_top = 0;
     int target_width = 0, target_height = 0;
+    // The negative side's size conditioning (diffusers' negative_original_size,
+    // negative_crops_coords_top_left, negative_target_size): -1 takes the
+    // positive side's value; a size of 0 the output size.
+    int negative_original_width = -1, negative_original_height = -1;
+    int negative_crop_left = -1, negative_crop_top = -1;
+    int negative_target_width = -1, negative_target_height = -1;
     // SDXL refiner: the aesthetic score conditioning of the positive and
     // the negative side (in place of the target size). Under
     // Compat::diffusers the refiner's negative side takes crop (0, 0), as

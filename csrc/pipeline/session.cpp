@@ -456,21 +456,28 @@ Status Session::UNetStage::build(const Model & model, Backend & be, const Reques
     std::vector<float> values_c, values_u;
     if (ucfg.adm_in_channels > 0) {
         const int64_t P = int64_t(cond->pooled.size());
-        const float oh = float(req.original_height > 0 ? req.original_height : p.H);
-        const float ow = float(req.original_width > 0 ? req.original_width : p.W);
-        values_c = {oh, ow, float(req.crop_top), float(req.crop_left)};
-        values_u = values_c;
-        if (model.info().family == "sdxl-refiner") {
-            // diffusers' refiner pipeline gives the negative side crop (0, 0)
-            // (negative_crops_coords_top_left); A1111 the same crop as the positive.
-            if (p.diffusers) values_u[2] = values_u[3] = 0.0f;
+        // A size of 0 is the output's; a negative-side value of -1 the positive's.
+        auto size_or = [](int v, int dflt) { return float(v > 0 ? v : dflt); };
+        auto neg_or = [](int v, float pos) { return v >= 0 ? float(v) : pos; };
+        auto neg_size = [&](int v, float pos, int out) { return v < 0 ? pos : size_or(v, out); };
+        const bool refiner = model.info().family == "sdxl-refiner";
+        values_c = {size_or(req.original_height, p.H), size_or(req.original_width, p.W), float(req.crop_top),
+                    float(req.crop_left)};
+        // diffusers' refiner pipeline gives the negative side crop (0, 0)
+        // (negative_crops_coords_top_left); A1111 the same crop as the positive.
+        const bool zero_crop = refiner && p.diffusers;
+        values_u = {neg_size(req.negative_original_height, values_c[0], p.H),
+                    neg_size(req.negative_original_width, values_c[1], p.W),
+                    neg_or(req.negative_crop_top, zero_crop ? 0.0f : values_c[2]),
+                    neg_or(req.negative_crop_left, zero_crop ? 0.0f : values_c[3])};
+        if (refiner) {
             values_c.push_back(req.aesthetic_score);
             values_u.push_back(req.negative_aesthetic_score);
         } else {
-            for (std::vector<float> * v : {&values_c, &values_u}) {
-                v->push_back(float(req.target_height > 0 ? req.target_height : p.H));
-                v->push_back(float(req.target_width > 0 ? req.target_width : p.W));
-            }
+            values_c.push_back(size_or(req.target_height, p.H));
+            values_c.push_back(size_or(req.target_width, p.W));
+            values_u.push_back(neg_size(req.negative_target_height, values_c[4], p.H));
+            values_u.push_back(neg_size(req.negative_target_width, values_c[5], p.W));
         }
         const int64_t k = int64_t(values_c.size());
         const int64_t embed = (ucfg.adm_in_channels - P) / k;

@@ -371,6 +371,13 @@ TEST(sdxl_txt2img_matches_diffusers) {
     m.target_height = 40;
     m.target_width = 24;
     compare_run(m, "xl_t2i_micro_s42", kSdxl, kSdxlRef);
+    m.negative_original_height = 64;
+    m.negative_original_width = 48;
+    m.negative_crop_top = 2;
+    m.negative_crop_left = 6;
+    m.negative_target_height = 16;
+    m.negative_target_width = 24;
+    compare_run(m, "xl_t2i_negsize_s42", kSdxl, kSdxlRef);
     // clip skip: diffusers' clip_skip=1 is our 3 on SDXL (one layer before
     // the default penultimate); diffusers applies it to the positive only
     Request c = r;

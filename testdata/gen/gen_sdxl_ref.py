@@ -45,6 +45,8 @@ Outputs (testdata/pipeline/):
           with "trailing" spacing (steps_offset 1), 2 steps, guidance_scale 0, no negative prompt
       xl_t2i_clipskip1_s42_{latent,image}: the first run with clip_skip=1 (the positive prompt
           from hidden_states[-3] of both encoders; diffusers leaves the negative at [-2])
+      xl_t2i_negsize_s42_{latent,image}: the micro run with the negative side's own sizes:
+          negative_original_size (64, 48), crop (2, 6), target (16, 24)
       xl_2stage_s42_{latent,image}: the base with denoising_end 0.75 handing its latents to
           the refiner with denoising_start 0.75 (8 steps, CFG 7, seed 42)
       latents [1,4,8,8] (unscaled); images [1,32,32,3] in [0,1] before 8-bit rounding
@@ -147,6 +149,9 @@ def main():
     run("xl_t2i_euler_s42", negative_prompt=negative)
     run("xl_t2i_noneg_s42")
     run("xl_t2i_clipskip1_s42", negative_prompt=negative, clip_skip=1)
+    run("xl_t2i_negsize_s42", negative_prompt=negative, original_size=(96, 64), crops_coords_top_left=(8, 4),
+        target_size=(40, 24), negative_original_size=(64, 48), negative_crops_coords_top_left=(2, 6),
+        negative_target_size=(16, 24))
     run("xl_t2i_micro_s42", negative_prompt=negative, original_size=(96, 64), crops_coords_top_left=(8, 4),
         target_size=(40, 24))
 
