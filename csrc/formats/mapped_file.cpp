@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdint>
+
 namespace sdgo::formats {
 
 MappedFile::~MappedFile() {
@@ -82,6 +84,21 @@ std::shared_ptr<MappedFile> MappedFile::from_bytes(const void * data, size_t siz
     if (size > 0) std::memcpy(mf->owned_.get(), data, size);
     mf->data_ = mf->owned_.get();
     return mf;
+}
+
+void MappedFile::release(const uint8_t * p, size_t len) const {
+    if (!mapped_ || !p || p < data_ || len == 0 || size_t(p - data_) > size_ || len > size_ - size_t(p - data_))
+        return;
+    const long page_l = sysconf(_SC_PAGESIZE);
+    const uintptr_t page = page_l > 0 ? uintptr_t(page_l) : 4096;
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p), b = a + len;
+    const uintptr_t lo = (a + page - 1) / page * page, hi = b / page * page;  // whole pages inside
+    if (hi <= lo) return;
+#if defined(__linux__)
+    (void)madvise(reinterpret_cast<void *>(lo), hi - lo, MADV_DONTNEED);
+#else
+    (void)posix_madvise(reinterpret_cast<void *>(lo), hi - lo, POSIX_MADV_DONTNEED);
+#endif
 }
 
 Status MappedFile::slice(uint64_t off, uint64_t len, const char * what, const uint8_t ** out) const {

@@ -42,6 +42,12 @@ public:
     bool in_bounds(uint64_t off, uint64_t len) const { return off <= size_ && len <= size_ - off; }
     // Pointer to [off, off+len) or an SDGO_ERR_FORMAT error naming `what`.
     Status slice(uint64_t off, uint64_t len, const char * what, const uint8_t ** out) const;
+    // Tells the system that [p, p+len) (inside this mapping) is not needed
+    // for now: the whole pages in it leave the process's resident memory
+    // (a later read faults them back in from the file). For bytes already
+    // copied elsewhere, e.g. weights converted at load. A no-op for a copy
+    // in memory or a range outside the mapping.
+    void release(const uint8_t * p, size_t len) const;
 
 private:
     MappedFile() = default;

@@ -54,6 +54,9 @@ Status apply_weight_plan(formats::ModelFiles * mf, const WeightPlan & plan, Thre
         if (off != nbytes)
             return error(SDGO_ERR_INTERNAL, "%s: converter wrote %zu of %llu bytes", t.name.c_str(), off,
                          (unsigned long long)nbytes);
+        // The converted copy replaces the file's bytes, which leave memory.
+        if (t.file_index >= 0 && size_t(t.file_index) < mf->files.size() && mf->files[size_t(t.file_index)].map)
+            mf->files[size_t(t.file_index)].map->release(t.data, size_t(t.nbytes));
         t.stored = formats::StoredType::ggml;
         t.type = it->second;
         t.data = dst;
