@@ -386,6 +386,12 @@ Status Session::prepare_latents(const Request & req, const Plan & p, int index, 
         rng.randn(n, eps.data());
         model::vae_sample(ic.masked_mean.data(), ic.masked_logvar.data(), eps.data(), sample.data(), n);
         for (size_t i = 0; i < n; ++i) cond->concat[p.plane + i] = sample[i] * scale;
+    } else if (p.has_mask && p.diffusers) {
+        // On a latent-only U-Net diffusers' inpaint pipelines still encode
+        // the masked image and draw its posterior sample (unused): the same
+        // draw keeps the later noise (ancestral samplers) in step.
+        std::vector<float> unused(p.n_lat);
+        rng.randn(p.n_lat, unused.data());
     }
     const std::vector<float> & sig = p.sigmas;
     if (!lat->init_lat.empty() && !(p.has_mask && !p.inpaint_model && req.strength >= 1.0f && p.diffusers)) {

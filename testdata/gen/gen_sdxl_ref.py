@@ -28,6 +28,7 @@ Outputs (testdata/pipeline/):
           gen_pipeline_ref's init image, strength 0.6, 10 steps
       xl_inp4_euler_s42_{latent,image}: masked img2img (StableDiffusionXLInpaintPipeline on
           the 4-channel U-Net), the right half repainted, strength 1, 8 steps
+      xl_inp4_eulera_s42_{latent,image}: the same with Euler a
   tiny_sdxl_refiner/   StableDiffusionXLImg2ImgPipeline folder of a refiner: the base's bigG
                       text encoder, tokenizer_2 and VAE, a refiner-shaped U-Net (attention on
                       the middle level only, label = pooled + 4 sizes + aesthetic score),
@@ -175,6 +176,13 @@ def main():
               negative_prompt=negative, num_inference_steps=8, guidance_scale=7.0,
               generator=torch.Generator("cpu").manual_seed(42), output_type="latent")
     decoded("xl_inp4_euler_s42", out.images)
+    # Euler a: the posterior sample of the masked image that the pipeline draws
+    # (and does not use on a 4-channel U-Net) shifts every later noise draw
+    inp.scheduler = EulerAncestralDiscreteScheduler.from_config(scheduler().config)
+    out = inp(prompt, image=init, mask_image=Image.fromarray(mask), strength=1.0, height=H, width=W,
+              negative_prompt=negative, num_inference_steps=8, guidance_scale=7.0,
+              generator=torch.Generator("cpu").manual_seed(42), output_type="latent")
+    decoded("xl_inp4_eulera_s42", out.images)
 
     # a 9-channel inpainting U-Net with the base's other components
     di = os.path.join(OUT, "tiny_sdxl_inpaint")
