@@ -264,6 +264,36 @@ TEST(loads_diffusers_vocab_and_merges_files) {
     CHECK(b.encode("a photo of a cat").empty());
 }
 
+// A folder whose pad token is "!" (SD 2.x, SDXL's tokenizer_2): transformers
+// makes it a special token, so in the HF-style window each "!" is id 0 and
+// splits the word there; a folder padding with the end token keeps "!" as
+// text. Ids recorded from transformers 5.25 on the tiny folders.
+TEST(pad_token_is_special_in_the_hf_window) {
+    struct Case {
+        const char * folder;
+        const char * text;
+        std::vector<int32_t> want;
+    };
+    const Case cases[] = {
+        {"testdata/pipeline/tiny_sd2_v/tokenizer", "wow! great!!", {998, 86, 78, 342, 0, 830, 0, 0, 999}},
+        {"testdata/pipeline/tiny_sd2_v/tokenizer", "a cat!", {998, 320, 66, 536, 0, 999}},
+        {"testdata/pipeline/tiny_sd2_v/tokenizer", "hi!there", {998, 71, 328, 0, 997, 999}},
+        {"testdata/pipeline/tiny_sd2_v/tokenizer", "a photo of a cat", {998, 320, 816, 531, 539, 320, 66, 536, 999}},
+        {"testdata/pipeline/tiny_sd1/tokenizer", "wow! great!!", {998, 86, 78, 342, 256, 830, 748, 999}},
+        {"testdata/pipeline/tiny_sd1/tokenizer", "a cat!", {998, 320, 66, 536, 256, 999}},
+    };
+    for (const Case & c : cases) {
+        ClipTokenizer t;
+        int32_t pad = -1;
+        REQUIRE(t.load_folder(testing::source_path(c.folder), &pad).ok());
+        std::vector<int32_t> got = t.encode_padded(c.text, pad, 77);
+        REQUIRE(got.size() == 77);
+        got.resize(c.want.size());
+        if (got != c.want) std::printf("    %s: \"%s\" differs from transformers\n", c.folder, c.text);
+        CHECK(got == c.want);
+    }
+}
+
 TEST(hostile_prompts) {
     const ClipTokenizer * tok = ClipTokenizer::builtin();
     REQUIRE(tok);

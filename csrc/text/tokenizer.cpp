@@ -355,6 +355,8 @@ Status ClipTokenizer::read_folder(const std::string & dir, TokenizerTexts * out)
 
 Status ClipTokenizer::load_texts(const TokenizerTexts & t, int32_t * pad_id) {
     SDGO_TRY(load_vocab_merges(t.vocab_json, t.merges_txt));
+    pad_token_.clear();
+    pad_token_id_ = -1;
     if (!pad_id) return Status();
     *pad_id = eos_;
     const struct { const char * name; const std::string * text; } files[] = {
@@ -367,6 +369,10 @@ Status ClipTokenizer::load_texts(const TokenizerTexts & t, int32_t * pad_id) {
         int32_t id = token_id(pad);
         if (id < 0) return error(SDGO_ERR_FORMAT, "%s: pad token is not in the vocabulary", f.name);
         *pad_id = id;
+        if (id != bos_ && id != eos_) {
+            pad_token_ = pad;
+            pad_token_id_ = id;
+        }
         break;
     }
     return Status();
@@ -567,7 +573,20 @@ std::vector<int32_t> ClipTokenizer::encode_padded(const std::string & text, int3
     std::vector<int32_t> out;
     if (!loaded_) return out;
     if (max_length < 2) max_length = 2;
-    std::vector<int32_t> ids = encode(text);
+    std::vector<int32_t> ids;
+    if (pad_token_.empty()) {
+        ids = encode(text);
+    } else {  // the pad token's occurrences are its id
+        size_t at = 0;
+        for (;;) {
+            const size_t hit = text.find(pad_token_, at);
+            const std::vector<int32_t> part = encode(text.substr(at, hit == std::string::npos ? std::string::npos : hit - at));
+            ids.insert(ids.end(), part.begin(), part.end());
+            if (hit == std::string::npos) break;
+            ids.push_back(pad_token_id_);
+            at = hit + pad_token_.size();
+        }
+    }
     out.reserve(size_t(max_length));
     out.push_back(bos_);
     size_t keep = std::min(ids.size(), size_t(max_length - 2));

@@ -127,7 +127,9 @@ public:
     // HF/diffusers style fixed window: BOS + the first (max_length - 2)
     // tokens + EOS, then pad_id up to max_length. CLIP-L pads with EOS
     // (49407), OpenCLIP (SD 2.x, SDXL bigG) with 0. Empty when nothing is
-    // loaded.
+    // loaded. As transformers' tokenizer, it treats the pad token a folder
+    // names (load_texts; e.g. "!") as a special token: each occurrence in
+    // the text is that id, cut out before the rest is split into words.
     std::vector<int32_t> encode_padded(const std::string & text, int32_t pad_id,
                                        int max_length = kClipMaxLength) const;
 
@@ -162,6 +164,9 @@ private:
     int32_t byte_id_[256] = {};      // id of the byte's character
     int32_t byte_id_eow_[256] = {};  // id of the byte's character + "</w>"
     int32_t bos_ = kClipBosId, eos_ = kClipEosId, comma_ = kClipCommaId;
+    // The pad token a folder names when it is not BOS/EOS (e.g. "!"), and its id.
+    std::string pad_token_;
+    int32_t pad_token_id_ = -1;
 
     mutable std::mutex cache_mu_;
     mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
