@@ -28,7 +28,8 @@ namespace sdgo::pipeline {
 // and prompts taken literally (no A1111 weighting) and truncated to one
 // 77-token window. Request::scheduler other than the default is refused
 // there. Batches use seed + b per image in both modes (a diffusers batch
-// drawn from one generator is not reproduced).
+// drawn from one generator is not reproduced). The ddim and lcm samplers
+// are refused there (their schedulers' timesteps are not reproduced yet).
 enum class Compat : int { a1111 = 0, diffusers = 1 };
 Status parse_compat(const std::string & name, Compat * out);  // "" = a1111
 const char * compat_name(Compat c);

@@ -249,6 +249,11 @@ Status Session::plan(const Request & req, Plan * p) const {
     if (d && !dsc.unsupported.empty())
         return error(SDGO_ERR_UNSUPPORTED, "%s, which the diffusers mode does not reproduce (the a1111 mode ignores it)",
                      dsc.unsupported.c_str());
+    if (d && (req.sampler == sampling::SamplerType::Ddim || req.sampler == sampling::SamplerType::Lcm))
+        return error(SDGO_ERR_UNSUPPORTED,
+                     "sampler %s: the diffusers mode does not reproduce DDIMScheduler's and LCMScheduler's own "
+                     "timesteps yet; use the a1111 mode for it",
+                     sampling::sampler_name(req.sampler));
     if (d && req.scheduler != sampling::Scheduler::Discrete)
         return error(SDGO_ERR_INVALID_ARGUMENT,
                      "scheduler %s: the diffusers mode takes its schedule from the model's scheduler config; use "

@@ -593,6 +593,19 @@ TEST(sdxl_scheduler_configs_in_diffusers_mode) {
     CHECK(st.message().find("use_karras_sigmas") != std::string::npos);
     r.compat = Compat::a1111;
     CHECK(l.session->generate(r, Hooks(), &res).ok());
+    // DDIM and LCM are refused in diffusers mode (their schedulers' own
+    // timesteps are not reproduced), and run in a1111 mode
+    for (sampling::SamplerType s : {sampling::SamplerType::Ddim, sampling::SamplerType::Lcm}) {
+        Request q = base_request();
+        q.steps = 2;
+        q.compat = Compat::diffusers;
+        q.sampler = s;
+        st = get_model(kSdxl)->generate(q, Hooks(), &res);
+        CHECK_EQ(st.code(), SDGO_ERR_UNSUPPORTED);
+        CHECK(st.message().find(sampling::sampler_name(s)) != std::string::npos);
+        q.compat = Compat::a1111;
+        CHECK(get_model(kSdxl)->generate(q, Hooks(), &res).ok());
+    }
     // a --scheduler other than the default is refused in diffusers mode
     r.compat = Compat::diffusers;
     r.scheduler = sampling::Scheduler::Karras;
