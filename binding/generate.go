@@ -69,6 +69,10 @@ type Request struct {
 	// refiner restarts the sampler); "a1111" swaps the model inside one
 	// sampler run, as A1111 does.
 	RefinerSwitch float64
+	// OneGenerator draws the whole batch from one generator seeded with
+	// Seed, as diffusers' num_images_per_prompt (Compat "diffusers",
+	// txt2img only); by default image b has its own, seeded with Seed + b.
+	OneGenerator bool
 	// Progress, if set, is called when a phase begins and after every
 	// sampler step, on the goroutine that called Generate. A panic in it
 	// cancels the generation, which then returns an error that holds the
@@ -147,6 +151,7 @@ const (
 	reqCropTop        = 27
 	reqTargetWidth    = 28
 	reqTargetHeight   = 29
+	reqOneGenerator   = 30
 	reqNegOrigWidth   = 64
 	reqNegOrigHeight  = 65
 	reqNegCropLeft    = 66
@@ -256,6 +261,11 @@ func setRequest(f *functions, r uintptr, req *Request) error {
 	}
 	if err := check(f.requestSetI64(r, reqSeed, req.Seed)); err != nil {
 		return err
+	}
+	if req.OneGenerator {
+		if err := check(f.requestSetI64(r, reqOneGenerator, 1)); err != nil {
+			return err
+		}
 	}
 	if n := req.NegativeSize; n != nil {
 		for _, s := range []struct {

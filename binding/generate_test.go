@@ -162,6 +162,18 @@ func TestGenerateSDXLMatchesDiffusers(t *testing.T) {
 	if string(micro.Images[0].Pix) == string(res.Images[0].Pix) {
 		t.Fatal("the size conditioning did not change the image")
 	}
+	batch := tinyRequest()
+	batch.Sampler, batch.BatchCount, batch.OneGenerator = "euler_a", 2, true
+	both, err := m.Generate(context.Background(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := refTensorIn(t, tinySDXLRef, "xl_t2i_batch2_eulera_s42_image")
+	for i, img := range both.Images {
+		if d := maxPixelDiff(img, want[i*32*32*3:(i+1)*32*32*3]); d > 1.01 || both.Seeds[i] != 42 {
+			t.Fatalf("one generator: image %d differs from diffusers by %.2f, seed %d", i, d, both.Seeds[i])
+		}
+	}
 	req.NegativeSize = &SizeConditioning{OriginalWidth: 48, OriginalHeight: 64, CropLeft: 6, CropTop: 2,
 		TargetWidth: 24, TargetHeight: 16}
 	neg, err := m.Generate(context.Background(), req)

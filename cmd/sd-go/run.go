@@ -119,6 +119,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "negative-crop", Usage: "SDXL: the negative side's crop corner `X,Y` (default: the positive side's)"},
 			&cli.StringFlag{Name: "negative-target-size", Usage: "SDXL: the negative side's target size `WxH` (default: the positive side's)"},
 			&cli.StringFlag{Name: "target-size", Usage: "SDXL size conditioning: the target size `WxH` (default: the output size)"},
+			&cli.BoolFlag{Name: "one-generator", Usage: "draw the whole batch from one generator, as diffusers' num_images_per_prompt (--compat diffusers, txt2img)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more"},
 			&cli.BoolFlag{Name: "quiet", Usage: "print nothing but errors"},
 			&cli.BoolFlag{Name: "no-metadata", Usage: "do not write the A1111 parameters into the image"},
@@ -226,6 +227,7 @@ func runAction(c *cli.Context) error {
 		VAETileOverlap:         intOr(c, "vae-tile-overlap", def.VAETileOverlap),
 		AestheticScore:         floatOr(c, "aesthetic-score", def.AestheticScore),
 		NegativeAestheticScore: floatOr(c, "negative-aesthetic-score", def.NegativeAestheticScore),
+		OneGenerator:           c.Bool("one-generator"),
 	}
 	if c.IsSet("refiner-switch") {
 		if !c.IsSet("refiner") {

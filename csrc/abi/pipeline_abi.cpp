@@ -286,6 +286,11 @@ SDGO_API int32_t sdgo_request_set_i64(sdgo_request * r, int32_t key, int64_t val
             case SDGO_REQ_CROP_TOP: return as_int(value, &q.crop_top, "crop top");
             case SDGO_REQ_TARGET_WIDTH: return as_int(value, &q.target_width, "target width");
             case SDGO_REQ_TARGET_HEIGHT: return as_int(value, &q.target_height, "target height");
+            case SDGO_REQ_ONE_GENERATOR:
+                if (value != 0 && value != 1)
+                    return error(SDGO_ERR_INVALID_ARGUMENT, "one generator must be 0 or 1, got %lld", (long long)value);
+                q.one_generator = value == 1;
+                return Status();
             case SDGO_REQ_NEGATIVE_ORIGINAL_WIDTH:
                 return as_int(value, &q.negative_original_width, "negative original width");
             case SDGO_REQ_NEGATIVE_ORIGINAL_HEIGHT:

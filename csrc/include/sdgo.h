@@ -365,6 +365,9 @@ enum sdgo_request_key {
     SDGO_REQ_CROP_TOP        = 27,
     SDGO_REQ_TARGET_WIDTH    = 28,
     SDGO_REQ_TARGET_HEIGHT   = 29,
+    SDGO_REQ_ONE_GENERATOR   = 30, /* 0 (default): image b of a batch has its own generator (seed + b); 1: the
+                                      whole batch from one generator, as diffusers' num_images_per_prompt
+                                      (diffusers-mode txt2img only) */
     /* the negative side's (-1, the default: the positive side's value; a size of 0: the output size) */
     SDGO_REQ_NEGATIVE_ORIGINAL_WIDTH  = 64,
     SDGO_REQ_NEGATIVE_ORIGINAL_HEIGHT = 65,

@@ -27,8 +27,9 @@ namespace sdgo::pipeline {
 // mapping, the VAE posteriors sampled from the generator in diffusers' order,
 // and prompts taken literally (no A1111 weighting) and truncated to one
 // 77-token window. Request::scheduler other than the default is refused
-// there. Batches use seed + b per image in both modes (a diffusers batch
-// drawn from one generator is not reproduced). The ddim and lcm samplers
+// there. Batches use seed + b per image in both modes, or in diffusers-mode
+// txt2img one generator for the whole batch (Request::one_generator, as
+// diffusers' num_images_per_prompt). The ddim and lcm samplers
 // are refused there (their schedulers' timesteps are not reproduced yet).
 enum class Compat : int { a1111 = 0, diffusers = 1 };
 Status parse_compat(const std::string & name, Compat * out);  // "" = a1111
@@ -104,6 +105,11 @@ struct Request {
     // where (999 - t) / 1000 >= switch, t rounded to the nearest timestep,
     // and the sampler runs on (A1111 swaps the model inside the loop).
     float refiner_switch = -1.0f;
+    // Compat::diffusers txt2img: draw the whole batch from one generator
+    // seeded with `seed`, as diffusers' num_images_per_prompt does (every
+    // image then reports that seed, and is made again only with its batch);
+    // by default image b has its own generator seeded with seed + b.
+    bool one_generator = false;
 };
 
 constexpr float kDefaultRefinerSwitch = 0.8f;

@@ -249,6 +249,8 @@ Status Session::plan(const Request & req, Plan * p) const {
     if (d && !dsc.unsupported.empty())
         return error(SDGO_ERR_UNSUPPORTED, "%s, which the diffusers mode does not reproduce (the a1111 mode ignores it)",
                      dsc.unsupported.c_str());
+    if (req.one_generator && (!d || p->has_init || p->has_mask))
+        return error(SDGO_ERR_UNSUPPORTED, "one generator for the whole batch is offered for diffusers-mode txt2img only");
     if (d && (req.sampler == sampling::SamplerType::Ddim || req.sampler == sampling::SamplerType::Lcm))
         return error(SDGO_ERR_UNSUPPORTED,
                      "sampler %s: the diffusers mode does not reproduce DDIMScheduler's and LCMScheduler's own "
@@ -363,8 +365,14 @@ Status Session::condition(const Request & req, const Plan & p, Condition * cond,
 
 Status Session::prepare_latents(const Request & req, const Plan & p, int index, const ImageCond & ic,
                                 Condition * cond, Latents * lat) {
-    lat->seed = int64_t(sampling::batch_seed(uint64_t(req.seed), index));
-    lat->rng = sampling::make_rng(p.rng, uint64_t(lat->seed));
+    if (req.one_generator) {
+        lat->seed = req.seed;
+        lat->rng = std::make_unique<sampling::BatchSliceRng>(sampling::make_rng(p.rng, uint64_t(req.seed)),
+                                                             req.batch, index);
+    } else {
+        lat->seed = int64_t(sampling::batch_seed(uint64_t(req.seed), index));
+        lat->rng = sampling::make_rng(p.rng, uint64_t(lat->seed));
+    }
     sampling::Rng & rng = *lat->rng;
     const float scale = m_->vae_config().scaling_factor;
     // The init latent (diffusers: a posterior sample, drawn first).

@@ -1,5 +1,7 @@
 #include "sampling/rng.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstring>
 
@@ -303,6 +305,12 @@ void TorchCpuRng::randn(size_t n, float * out) {
         for (int i = 0; i < 16; ++i) tail[i] = uniform_float();
         fill16(tail);
     }
+}
+
+void BatchSliceRng::randn(size_t n, float * out) {
+    buf_.resize(n * count_);
+    shared_->randn(buf_.size(), buf_.data());
+    std::copy(buf_.begin() + long(n * index_), buf_.begin() + long(n * (index_ + 1)), out);
 }
 
 std::unique_ptr<Rng> make_rng(RngType type, uint64_t seed) {

@@ -41,6 +41,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "base/status.h"
@@ -134,6 +135,25 @@ private:
 };
 
 std::unique_ptr<Rng> make_rng(RngType type, uint64_t seed);
+
+// Image `index` of a batch of `count` drawn from one generator (diffusers'
+// num_images_per_prompt): each randn(n) draws count * n values from the
+// shared stream, as the batched tensor would be, and keeps slice `index`.
+// Replaying the whole stream per image costs count times the draws.
+class BatchSliceRng final : public Rng {
+public:
+    BatchSliceRng(std::unique_ptr<Rng> shared, int count, int index)
+        : shared_(std::move(shared)), count_(count > 0 ? size_t(count) : 1),
+          index_(index >= 0 && size_t(index) < count_ ? size_t(index) : 0) {}
+    void seed(uint64_t seed) override { shared_->seed(seed); }
+    void randn(size_t n, float * out) override;
+    RngType type() const override { return shared_->type(); }
+
+private:
+    std::unique_ptr<Rng> shared_;
+    size_t count_, index_;
+    std::vector<float> buf_;
+};
 
 // The seed of image `index` of a batch: seed + index (wrapping, as uint64).
 inline uint64_t batch_seed(uint64_t seed, int64_t index) {

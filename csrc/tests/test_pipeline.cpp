@@ -378,6 +378,16 @@ TEST(sdxl_txt2img_matches_diffusers) {
     m.negative_target_height = 16;
     m.negative_target_width = 24;
     compare_run(m, "xl_t2i_negsize_s42", kSdxl, kSdxlRef);
+    // a batch of two from one generator (num_images_per_prompt), Euler a:
+    // the step noise of both images comes from one stream
+    Request b = r;
+    b.sampler = sampling::SamplerType::EulerA;
+    b.batch = 2;
+    b.one_generator = true;
+    compare_run(b, "xl_t2i_batch2_eulera_s42", kSdxl, kSdxlRef);
+    b.compat = Compat::a1111;  // offered in diffusers-mode txt2img only
+    Result none;
+    CHECK_EQ(get_model(kSdxl)->generate(b, Hooks(), &none).code(), SDGO_ERR_UNSUPPORTED);
     // clip skip: diffusers' clip_skip=1 is our 3 on SDXL (one layer before
     // the default penultimate); diffusers applies it to the positive only
     Request c = r;

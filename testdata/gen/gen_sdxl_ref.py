@@ -48,6 +48,8 @@ Outputs (testdata/pipeline/):
           from hidden_states[-3] of both encoders; diffusers leaves the negative at [-2])
       xl_t2i_negsize_s42_{latent,image}: the micro run with the negative side's own sizes:
           negative_original_size (64, 48), crop (2, 6), target (16, 24)
+      xl_t2i_batch2_eulera_s42_{latent,image}: two images from one generator
+          (num_images_per_prompt 2), Euler a, 8 steps: latents [2,4,8,8], images [2,32,32,3]
       xl_2stage_s42_{latent,image}: the base with denoising_end 0.75 handing its latents to
           the refiner with denoising_start 0.75 (8 steps, CFG 7, seed 42)
       latents [1,4,8,8] (unscaled); images [1,32,32,3] in [0,1] before 8-bit rounding
@@ -234,6 +236,11 @@ def main():
     out = pipe(prompt, height=H, width=W, num_inference_steps=2, guidance_scale=0.0,
                generator=torch.Generator("cpu").manual_seed(42), output_type="latent")
     decoded("xl_turbo_trailing_s42", out.images)
+    # a batch of two drawn from one generator (num_images_per_prompt), Euler a
+    pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(scheduler().config)
+    out = pipe(prompt, negative_prompt=negative, height=H, width=W, num_inference_steps=8, guidance_scale=7.0,
+               num_images_per_prompt=2, generator=torch.Generator("cpu").manual_seed(42), output_type="latent")
+    decoded("xl_t2i_batch2_eulera_s42", out.images)
     pipe.scheduler = base_sched
     save_file(ref, os.path.join(OUT, "sdxl_ref.safetensors"))
     print("wrote", d)
