@@ -67,8 +67,11 @@ Status unet_config_from_weights(const formats::ModelFiles & w, const std::string
         if (!rb) break;
         if (res_in_level == 0) {
             const int64_t ch = rb->ne[3];
-            if (ch % mc != 0) return error(SDGO_ERR_FORMAT, "unet: %lld channels is not a multiple of %lld",
-                                           (long long)ch, (long long)mc);
+            if (ch % mc != 0)
+                return error(SDGO_ERR_UNSUPPORTED,
+                             "unet: level %zu has %lld channels, not a multiple of level 0's %lld (sd-go supports "
+                             "U-Nets whose block_out_channels are multiples of the first)",
+                             cfg->channel_mult.size(), (long long)ch, (long long)mc);
             cfg->channel_mult.push_back(static_cast<int>(ch / mc));
         }
         if (w.has(blk + "1.norm.weight")) {
@@ -149,7 +152,11 @@ Status unet_config_apply_json(const formats::Json & j, UNetConfig * cfg) {
         cfg->model_channels = boc[0];
         cfg->channel_mult.clear();
         for (int c : boc) {
-            if (c <= 0 || c % boc[0] != 0) return error(SDGO_ERR_FORMAT, "unet config: block_out_channels");
+            if (c <= 0 || c % boc[0] != 0)
+                return error(SDGO_ERR_UNSUPPORTED,
+                             "unet config: block_out_channels %d is not a multiple of the first (%d); sd-go supports "
+                             "U-Nets whose levels are multiples of the first",
+                             c, boc[0]);
             cfg->channel_mult.push_back(c / boc[0]);
         }
     }

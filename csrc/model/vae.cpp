@@ -25,7 +25,12 @@ Status vae_config_from_weights(const formats::ModelFiles & w, const std::string 
     cfg->ch_mult.clear();
     for (int l = 0; l < levels; l++) {
         const formats::TensorEntry * c = w.find(p + "decoder.up." + S(l) + ".block.0.conv2.weight");
-        if (!c || c->ne[3] % cfg->ch != 0) return error(SDGO_ERR_FORMAT, "vae: decoder level %d", l);
+        if (!c) return error(SDGO_ERR_FORMAT, "vae: decoder level %d has no block 0 conv2 weight", l);
+        if (c->ne[3] % cfg->ch != 0)
+            return error(SDGO_ERR_UNSUPPORTED,
+                         "vae: decoder level %d has %lld channels, not a multiple of level 0's %lld (sd-go supports "
+                         "VAEs whose block_out_channels are multiples of the first)",
+                         l, (long long)c->ne[3], (long long)cfg->ch);
         cfg->ch_mult.push_back(static_cast<int>(c->ne[3] / cfg->ch));
     }
     int blocks = 0;
@@ -53,7 +58,9 @@ Status vae_config_apply_json(const formats::Json & j, VaeConfig * cfg) {
                 return error(SDGO_ERR_FORMAT, "vae config: block_out_channels must be integers from 1 to 8192");
             if (cfg->ch_mult.empty()) cfg->ch = c;
             if (c % cfg->ch != 0)
-                return error(SDGO_ERR_FORMAT, "vae config: block_out_channels %lld is not a multiple of the first (%lld)",
+                return error(SDGO_ERR_UNSUPPORTED,
+                             "vae config: block_out_channels %lld is not a multiple of the first (%lld); sd-go supports "
+                             "VAEs whose levels are multiples of the first",
                              (long long)c, (long long)cfg->ch);
             cfg->ch_mult.push_back(static_cast<int>(c / cfg->ch));
         }

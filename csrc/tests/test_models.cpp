@@ -790,8 +790,8 @@ TEST(configs_reject_bad_json) {
     UNetConfig u;
     REQUIRE(parse("[1, 2]", &j));
     CHECK_EQ(unet_config_apply_json(j, &u).code(), SDGO_ERR_FORMAT);
-    REQUIRE(parse("{\"block_out_channels\": [32, 48]}", &j));  // not multiples of the first
-    CHECK_EQ(unet_config_apply_json(j, &u).code(), SDGO_ERR_FORMAT);
+    REQUIRE(parse("{\"block_out_channels\": [32, 48]}", &j));  // not multiples of the first: unsupported
+    CHECK_EQ(unet_config_apply_json(j, &u).code(), SDGO_ERR_UNSUPPORTED);
     UNetConfig u2;
     REQUIRE(parse("{\"block_out_channels\": [32, 64], \"down_block_types\": [\"CrossAttnDownBlock2D\"]}", &j));
     CHECK_EQ(unet_config_apply_json(j, &u2).code(), SDGO_ERR_FORMAT);  // 1 block type for 2 levels
@@ -1208,6 +1208,45 @@ void fullsize_sdxl_case(const char * key, bool refiner) {
         std::printf("  %s unet %d^2 batch 2: %5zu nodes, arena %8.2f MiB (no reuse %8.2f MiB)\n", key, px,
                     gr.order().size(), arena / 1048576.0, total / 1048576.0);
     }
+}
+
+// A VAE or U-Net whose level channel counts are not multiples of the first
+// (diffusers accepts them) is refused with a message saying exactly that.
+TEST(level_channels_not_multiples_of_the_first_are_named) {
+    auto add = [](formats::ModelFiles * mf, const std::string & name, std::vector<int64_t> shape) {
+        formats::TensorEntry e;
+        e.name = e.source_name = name;
+        REQUIRE(formats::shape_to_ne(shape, &e).ok());
+        e.type = DType::f32;
+        e.data = kNoData;
+        e.nbytes = uint64_t(e.nelements()) * 4;
+        REQUIRE(mf->add(e).ok());
+    };
+    formats::ModelFiles v;
+    const std::string p = "first_stage_model.";
+    add(&v, p + "decoder.conv_in.weight", {12, 4, 3, 3});
+    add(&v, p + "decoder.conv_out.weight", {3, 8, 3, 3});
+    for (int l = 0; l < 2; l++)
+        for (int b = 0; b < 2; b++) {
+            const int64_t ch = l == 0 ? 8 : 12;
+            add(&v, p + "decoder.up." + std::to_string(l) + ".block." + std::to_string(b) + ".conv1.weight",
+                {ch, ch, 3, 3});
+            add(&v, p + "decoder.up." + std::to_string(l) + ".block." + std::to_string(b) + ".conv2.weight",
+                {ch, ch, 3, 3});
+        }
+    VaeConfig vc;
+    Status st = vae_config_from_weights(v, p, &vc);
+    std::printf("  %s\n", st.message().c_str());
+    CHECK_EQ(st.code(), SDGO_ERR_UNSUPPORTED);
+    CHECK(st.message().find("level 1 has 12 channels, not a multiple of level 0's 8") != std::string::npos);
+    formats::Json j;
+    const char * cfg = R"({"block_out_channels": [32, 48]})";
+    REQUIRE(formats::json_parse(cfg, std::strlen(cfg), &j).ok());
+    UNetConfig uc;
+    st = unet_config_apply_json(j, &uc);
+    std::printf("  %s\n", st.message().c_str());
+    CHECK_EQ(st.code(), SDGO_ERR_UNSUPPORTED);
+    CHECK(st.message().find("48 is not a multiple of the first (32)") != std::string::npos);
 }
 
 TEST(fullsize_sdxl_sgm_names_configs_and_graph_memory) { fullsize_sdxl_case("sdxl", false); }
