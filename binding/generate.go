@@ -34,7 +34,7 @@ type Request struct {
 	Scheduler      string  // Catalog().Schedulers lists the names
 	RNG            string  // "" = the model's (cuda or cpu)
 	ClipSkip       int     // 0 = the model's default
-	Strength       float64 // img2img and inpaint, in (0, 1]
+	Strength       float64 // img2img and inpaint, in (0, 1]; 0 takes the default (0.75): a strength of 0 would change nothing
 	InitImage      image.Image
 	Mask           image.Image
 	// Compat picks whose pipeline to reproduce: "a1111" (default, also

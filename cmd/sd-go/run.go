@@ -299,6 +299,9 @@ func runAction(c *cli.Context) error {
 		if !c.IsSet("height") {
 			req.Height = img.Bounds().Dy()
 		}
+		if !(req.Strength > 0 && req.Strength <= 1) {
+			return usagef("--strength must be in (0, 1], got %g (0 would leave the image unchanged)", req.Strength)
+		}
 	} else if c.IsSet("strength") {
 		return usagef("--strength needs --init-img")
 	}

@@ -238,6 +238,7 @@ func TestRunBadInput(t *testing.T) {
 		{"unknown compat", tinyArgs(out, "--compat", "comfy"), exitUsage, "--compat"},
 		{"unknown prediction", tinyArgs(out, "--prediction", "x0"), exitFailure, "prediction"},
 		{"crop without a comma", tinyArgs(out, "--crop", "4"), exitUsage, "--crop"},
+		{"strength 0", tinyArgs(out, "-i", initPath, "--strength", "0"), exitUsage, "--strength"},
 		{"refiner switch without a refiner", tinyArgs(out, "--refiner-switch", "0.5"), exitUsage, "--refiner"},
 		{"refiner beside SD 1.x", tinyArgs(out, "--refiner", filepath.Join("..", "..", "testdata", "pipeline", "tiny_sdxl_refiner")), exitFailure, "refiner"},
 		{"original size not WxH", tinyArgs(out, "--original-size", "64by96"), exitUsage, "--original-size"},

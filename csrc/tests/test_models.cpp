@@ -1249,6 +1249,29 @@ TEST(level_channels_not_multiples_of_the_first_are_named) {
     CHECK(st.message().find("48 is not a multiple of the first (32)") != std::string::npos);
 }
 
+// A weight declared with an integer type (I32, U8, bool) is refused by name
+// when the networks read it, not taken as if it were float.
+TEST(integer_weights_are_refused) {
+    alignas(64) static const int32_t ints[64] = {1};
+    for (DType t : {DType::i32, DType::i8}) {
+        formats::ModelFiles mf;
+        formats::TensorEntry e;
+        e.name = e.source_name = "model.diffusion_model.out.2.weight";
+        REQUIRE(formats::shape_to_ne({4, 4}, &e).ok());
+        e.type = t;
+        e.data = reinterpret_cast<const uint8_t *>(ints);
+        e.nbytes = uint64_t(e.nelements()) * dtype_size(t);
+        REQUIRE(mf.add(e).ok());
+        WeightStore store(&mf, cpu::device(), WeightOptions());
+        DType got;
+        Status st = store.prepare(*mf.find(e.name), WeightUse::matrix, &got);
+        std::printf("  %s\n", st.message().c_str());
+        CHECK_EQ(st.code(), SDGO_ERR_FORMAT);
+        CHECK(st.message().find("must be floating point") != std::string::npos);
+        CHECK(st.message().find("out.2.weight") != std::string::npos);
+    }
+}
+
 TEST(fullsize_sdxl_sgm_names_configs_and_graph_memory) { fullsize_sdxl_case("sdxl", false); }
 TEST(fullsize_sdxl_refiner_sgm_names_configs_and_graph_memory) { fullsize_sdxl_case("sdxl_refiner", true); }
 
