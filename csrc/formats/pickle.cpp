@@ -91,6 +91,7 @@ bool torch_dtype_elem(const std::string & name, TorchElem * out) {
 }
 
 uint32_t Unpickler::add(PNode n) {
+    elements_ += 1 + n.v.size();
     nodes.push_back(std::move(n));
     return (uint32_t)(nodes.size() - 1);
 }
@@ -107,6 +108,8 @@ uint32_t Unpickler::dict_get(uint32_t dict, const std::string & key) const {
 
 Status Unpickler::run(const uint8_t * data, size_t size, size_t pos, uint32_t * root, size_t * end_pos) {
     Reader r(data, size, pos);
+    elements_ = 0;
+    element_budget_ = (size - pos) * kElementsPerByte + kElementAllowance;
     std::vector<uint32_t> stack;
     std::vector<size_t> marks;
     std::unordered_map<uint64_t, uint32_t> memo;
@@ -204,6 +207,9 @@ Status Unpickler::run(const uint8_t * data, size_t size, size_t pos, uint32_t * 
     };
 
     for (;;) {
+        if (elements_ > element_budget_)
+            return fail("the stream builds more than %s items, over 16 per byte of it: refused as an amplification",
+                        std::to_string(element_budget_));
         uint8_t op;
         if (!r.read(&op)) return trunc();
         switch (op) {

@@ -77,8 +77,17 @@ public:
     // Looks up a string key in a dict node; returns UINT32_MAX when absent.
     uint32_t dict_get(uint32_t dict, const std::string & key) const;
 
+    // The most node elements (a node, plus one per item it holds) a pickle
+    // may build per byte of its stream, and the allowance every pickle has.
+    // Rebuilding one big list into many containers (an OrderedDict made again
+    // and again from a memoised list) would otherwise take thousands of times
+    // the file's size in memory; real checkpoints build about 2 per byte.
+    static constexpr size_t kElementsPerByte = 16;
+    static constexpr size_t kElementAllowance = size_t(1) << 20;
+
 private:
     bool legacy_;
+    size_t elements_ = 0, element_budget_ = 0;
     uint32_t add(PNode n);
 };
 

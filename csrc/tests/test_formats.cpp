@@ -812,6 +812,35 @@ TEST(pickle_refuses_forbidden_globals) {
     }
 }
 
+// A memoised list of 20000 pairs turned into an OrderedDict again and again
+// (each REDUCE copies the list) would build 400 million items from a few
+// hundred kilobytes; the unpickler stops it at 16 items per byte.
+TEST(pickle_amplification_is_bounded) {
+    std::string p = "\x80\x02]\x94(";
+    const int n = 20000, reps = 10000;
+    for (int i = 0; i < n; i++) p += "K\x01K\x02\x86";  // (1, 2)
+    p += "e";
+    const std::string rebuild("ccollections\nOrderedDict\nh\x00\x85R0", 30), get_list("h\x00.", 3);
+    for (int i = 0; i < reps; i++) p += rebuild;
+    p += get_list;
+    Unpickler up(false);
+    uint32_t root;
+    size_t end;
+    Status s = up.run(reinterpret_cast<const uint8_t *>(p.data()), p.size(), 0, &root, &end);
+    std::printf("    %zu bytes: %s\n", p.size(), s.message().c_str());
+    CHECK_EQ(s.code(), SDGO_ERR_FORMAT);
+    CHECK(msg_has(s, "amplification"));
+    CHECK(up.nodes.size() < p.size() * 16);
+    // the same list made into a dict a few times is fine
+    std::string q = "\x80\x02]\x94(";
+    for (int i = 0; i < n; i++) q += "K\x01K\x02\x86";
+    q += "e";
+    for (int i = 0; i < 3; i++) q += rebuild;
+    q += get_list;
+    Unpickler ok(false);
+    CHECK(ok.run(reinterpret_cast<const uint8_t *>(q.data()), q.size(), 0, &root, &end).ok());
+}
+
 TEST(torch_zip_rejects_broken_archives) {
     std::vector<uint8_t> v = read_all(M("sd1_ldm.ckpt"));
     REQUIRE(v.size() > 1000);
