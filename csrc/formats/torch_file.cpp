@@ -1,5 +1,6 @@
 #include "formats/torch_file.h"
 
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -137,10 +138,18 @@ Status collect(const Unpickler & up, uint32_t root, std::vector<std::pair<std::s
     return Status();
 }
 
+// What all deflated entries of one archive may inflate to together: 64 times
+// the file plus 64 MiB. Each entry is also held to deflate's own ratio, but
+// many entries at that ratio would take a thousand times the file's size;
+// real checkpoints are stored, or compress weights barely.
+uint64_t inflate_budget(const MappedFile & file) { return uint64_t(file.size()) * 64 + (uint64_t(64) << 20); }
+
 // Bytes of a zip entry: stored entries in place, deflated ones inflated into
 // a buffer owned by `out` (capped at the declared size, itself capped at
-// deflate's maximum ratio of the compressed size).
-Status entry_bytes(const MappedFile & file, const ZipEntry & e, ModelFiles * out, const uint8_t ** data, bool * owned) {
+// deflate's maximum ratio of the compressed size, and the archive's total at
+// inflate_budget: *inflated counts what this archive has inflated so far).
+Status entry_bytes(const MappedFile & file, const ZipEntry & e, ModelFiles * out, const uint8_t ** data, bool * owned,
+                   uint64_t * inflated) {
     *owned = false;
     if (e.method == 0) {
         *data = file.data() + e.data_offset;
@@ -152,6 +161,12 @@ Status entry_bytes(const MappedFile & file, const ZipEntry & e, ModelFiles * out
     if (e.size > e.comp_size * 1040 + 1024)
         return error(SDGO_ERR_FORMAT, "%s: zip entry %s claims %llu bytes from %llu compressed (beyond deflate's ratio)",
                      file.path().c_str(), e.name.c_str(), (unsigned long long)e.size, (unsigned long long)e.comp_size);
+    if (e.size > inflate_budget(file) - std::min(*inflated, inflate_budget(file)))
+        return error(SDGO_ERR_FORMAT,
+                     "%s: zip entry %s would inflate the archive's entries past %llu bytes, 64 times its size: refused "
+                     "as an amplification",
+                     file.path().c_str(), e.name.c_str(), (unsigned long long)inflate_budget(file));
+    *inflated += e.size;
     std::vector<uint8_t> buf;
     buf.reserve((size_t)e.size);
     Status st = util::inflate_raw(file.data() + e.data_offset, (size_t)e.comp_size, &buf, nullptr, (size_t)e.size);
@@ -170,6 +185,7 @@ Status read_zip(std::shared_ptr<MappedFile> file, ModelFiles * out) {
     const std::string & path = file->path();
     std::vector<ZipEntry> entries;
     SDGO_TRY(zip_list(*file, &entries));
+    uint64_t inflated = 0;
     const ZipEntry * pkl = nullptr;
     for (const auto & e : entries) {
         size_t slash = e.name.find('/');
@@ -183,14 +199,14 @@ Status read_zip(std::shared_ptr<MappedFile> file, ModelFiles * out) {
     if (bo != by_name.end()) {
         const uint8_t * bd;
         bool owned;
-        SDGO_TRY(entry_bytes(*file, *bo->second, out, &bd, &owned));
+        SDGO_TRY(entry_bytes(*file, *bo->second, out, &bd, &owned, &inflated));
         std::string v(reinterpret_cast<const char *>(bd), (size_t)bo->second->size);
         if (v.rfind("big", 0) == 0) return error(SDGO_ERR_UNSUPPORTED, "%s: big-endian PyTorch checkpoints are not supported", path.c_str());
     }
     const uint8_t * pkl_data;
     bool pkl_owned;
     ModelFiles scratch;  // holds an inflated data.pkl only while unpickling
-    SDGO_TRY(entry_bytes(*file, *pkl, &scratch, &pkl_data, &pkl_owned));
+    SDGO_TRY(entry_bytes(*file, *pkl, &scratch, &pkl_data, &pkl_owned, &inflated));
     Unpickler up(false);
     uint32_t rootn;
     size_t endp;
@@ -214,7 +230,7 @@ Status read_zip(std::shared_ptr<MappedFile> file, ModelFiles * out) {
         if (!referenced[i]) continue;
         const uint8_t * sd;
         bool owned;
-        SDGO_TRY(entry_bytes(*file, e, out, &sd, &owned));
+        SDGO_TRY(entry_bytes(*file, e, out, &sd, &owned, &inflated));
         sb[i] = StorageBytes{sd, need, owned ? UINT64_MAX : e.data_offset};
     }
     int fi = out->add_file(path, "torch-zip", file);

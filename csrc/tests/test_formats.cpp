@@ -841,6 +841,20 @@ TEST(pickle_amplification_is_bounded) {
     CHECK(ok.run(reinterpret_cast<const uint8_t *>(q.data()), q.size(), 0, &root, &end).ok());
 }
 
+// Four 64 MiB storages of zeros deflated into a 256 KB checkpoint: each
+// entry is within deflate's ratio, but together they would take 1000 times
+// the file; refused by the archive's total (testdata/gen/gen_deflate_bomb.py).
+// An ordinary deflated checkpoint still loads.
+TEST(torch_zip_inflation_is_bounded_in_total) {
+    ModelFiles mf;
+    Status st = load_torch(M("deflate_bomb.pt"), &mf);
+    std::printf("    %s\n", st.message().c_str());
+    CHECK_EQ(st.code(), SDGO_ERR_FORMAT);
+    CHECK(msg_has(st, "amplification"));
+    ModelFiles ok;
+    CHECK(load_torch(M("vae_ldm_deflate.pt"), &ok).ok());
+}
+
 TEST(torch_zip_rejects_broken_archives) {
     std::vector<uint8_t> v = read_all(M("sd1_ldm.ckpt"));
     REQUIRE(v.size() > 1000);
