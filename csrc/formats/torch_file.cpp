@@ -27,9 +27,15 @@ struct StorageBytes {
     uint64_t file_offset = 0;
 };
 
-// Materialises one tensor into out (zero copy when contiguous).
+// What strided views of one file may gather into copies together: twice the
+// file plus 64 MiB. A view copies at most its storage, but thousands of
+// views of one storage would take a thousand times the file's size.
+uint64_t gather_budget(uint64_t file_size) { return file_size * 2 + (uint64_t(64) << 20); }
+
+// Materialises one tensor into out (zero copy when contiguous; a strided
+// view is gathered into a copy, counted in *gathered against `budget`).
 Status make_tensor(const Unpickler & up, const PTensor & pt, const std::vector<StorageBytes> & sb, int file_index,
-                   const std::string & name, ModelFiles * out) {
+                   const std::string & name, ModelFiles * out, uint64_t * gathered, uint64_t budget) {
     const PStorage & ps = up.storages[pt.storage];
     const StorageBytes & s = sb[pt.storage];
     const uint64_t es = (uint64_t)pt.elem.size;
@@ -77,6 +83,12 @@ Status make_tensor(const Unpickler & up, const PTensor & pt, const std::vector<S
         // let a tiny file ask for an arbitrary allocation.
         if (nbytes > s.size)
             return error(SDGO_ERR_UNSUPPORTED, "tensor \"%s\" is a broadcast view larger than its storage", name.c_str());
+        if (nbytes > budget - std::min(*gathered, budget))
+            return error(SDGO_ERR_FORMAT,
+                         "tensor \"%s\": strided views would be copied past %llu bytes, twice the file: refused as an "
+                         "amplification",
+                         name.c_str(), (unsigned long long)budget);
+        *gathered += nbytes;
         uint8_t * dst = out->alloc_owned((size_t)nbytes);
         size_t nd = pt.size.size();
         std::vector<int64_t> idx(nd, 0);
@@ -234,12 +246,13 @@ Status read_zip(std::shared_ptr<MappedFile> file, ModelFiles * out) {
         sb[i] = StorageBytes{sd, need, owned ? UINT64_MAX : e.data_offset};
     }
     int fi = out->add_file(path, "torch-zip", file);
+    uint64_t gathered = 0;
     for (const auto & nt : names) {
         const PTensor & pt = up.tensors[nt.second];
         if (!sb[pt.storage].data && up.storages[pt.storage].numel > 0)
             return error(SDGO_ERR_FORMAT, "%s: storage %s of tensor \"%s\" is missing from the archive", path.c_str(),
                          up.storages[pt.storage].key.c_str(), nt.first.c_str());
-        SDGO_TRY(make_tensor(up, pt, sb, fi, nt.first, out).wrap(path));
+        SDGO_TRY(make_tensor(up, pt, sb, fi, nt.first, out, &gathered, gather_budget(file->size())).wrap(path));
     }
     for (auto & kv : meta) out->set_meta(kv.first, kv.second);
     return Status();
@@ -306,12 +319,13 @@ Status read_legacy(std::shared_ptr<MappedFile> file, ModelFiles * out) {
     std::vector<std::pair<std::string, std::string>> meta;
     SDGO_TRY(collect(up, rootn, &names, &meta).wrap(path));
     int fi = out->add_file(path, "torch-legacy", file);
+    uint64_t gathered = 0;
     for (const auto & nt : names) {
         const PTensor & pt = up.tensors[nt.second];
         if (!sb[pt.storage].data && up.storages[pt.storage].numel > 0)
             return error(SDGO_ERR_FORMAT, "%s: storage %s of tensor \"%s\" is missing", path.c_str(),
                          up.storages[pt.storage].key.c_str(), nt.first.c_str());
-        SDGO_TRY(make_tensor(up, pt, sb, fi, nt.first, out).wrap(path));
+        SDGO_TRY(make_tensor(up, pt, sb, fi, nt.first, out, &gathered, gather_budget(file->size())).wrap(path));
     }
     for (auto & kv : meta) out->set_meta(kv.first, kv.second);
     return Status();

@@ -843,9 +843,10 @@ TEST(pickle_amplification_is_bounded) {
 
 // Four 64 MiB storages of zeros deflated into a 256 KB checkpoint: each
 // entry is within deflate's ratio, but together they would take 1000 times
-// the file; refused by the archive's total (testdata/gen/gen_deflate_bomb.py).
-// An ordinary deflated checkpoint still loads.
-TEST(torch_zip_inflation_is_bounded_in_total) {
+// the file; refused by the archive's total. An ordinary deflated checkpoint
+// still loads. And 1000 strided views of one storage, each gathered into a
+// copy: refused by the total copied (testdata/gen/gen_amplified_checkpoints.py).
+TEST(torch_amplification_is_bounded_in_total) {
     ModelFiles mf;
     Status st = load_torch(M("deflate_bomb.pt"), &mf);
     std::printf("    %s\n", st.message().c_str());
@@ -853,6 +854,12 @@ TEST(torch_zip_inflation_is_bounded_in_total) {
     CHECK(msg_has(st, "amplification"));
     ModelFiles ok;
     CHECK(load_torch(M("vae_ldm_deflate.pt"), &ok).ok());
+    // 1000 transposed views of one 256 KiB storage: each would be gathered
+    ModelFiles views;
+    st = load_torch(M("view_bomb.pt"), &views);
+    std::printf("    %s\n", st.message().c_str());
+    CHECK_EQ(st.code(), SDGO_ERR_FORMAT);
+    CHECK(msg_has(st, "amplification"));
 }
 
 TEST(torch_zip_rejects_broken_archives) {
