@@ -839,6 +839,13 @@ TEST(pickle_amplification_is_bounded) {
     q += get_list;
     Unpickler ok(false);
     CHECK(ok.run(reinterpret_cast<const uint8_t *>(q.data()), q.size(), 0, &root, &end).ok());
+    // a million MARKs cost one mark each (8 bytes per byte), no nodes
+    std::string marks(size_t(1) << 20, '(');
+    marks += "N.";
+    Unpickler m(false);
+    Status ms = m.run(reinterpret_cast<const uint8_t *>(marks.data()), marks.size(), 0, &root, &end);
+    CHECK(ms.ok());
+    CHECK(m.nodes.size() < 4);
 }
 
 // Four 64 MiB storages of zeros deflated into a 256 KB checkpoint: each
