@@ -238,33 +238,17 @@ func runAction(c *cli.Context) error {
 			return usagef("--refiner-switch must be in (0, 1], got %g", req.RefinerSwitch)
 		}
 	}
-	for _, f := range []struct {
-		name string
-		sep  string
-		a, b *int
-	}{{"original-size", "x", &req.OriginalWidth, &req.OriginalHeight}, {"crop", ",", &req.CropLeft, &req.CropTop},
-		{"target-size", "x", &req.TargetWidth, &req.TargetHeight}} {
-		if v := c.String(f.name); v != "" {
-			if err := parsePair(v, f.sep, cat.Limits.MaxSide, f.a, f.b); err != nil {
-				return usagef("--%s: %v", f.name, err)
-			}
-		}
+	var size binding.SizeConditioning
+	if err := sizeFlags(c, "", cat.Limits.MaxSide, &size); err != nil {
+		return err
 	}
+	req.OriginalWidth, req.OriginalHeight = size.OriginalWidth, size.OriginalHeight
+	req.CropLeft, req.CropTop = size.CropLeft, size.CropTop
+	req.TargetWidth, req.TargetHeight = size.TargetWidth, size.TargetHeight
 	if c.IsSet("negative-original-size") || c.IsSet("negative-crop") || c.IsSet("negative-target-size") {
-		n := binding.SizeConditioning{OriginalWidth: req.OriginalWidth, OriginalHeight: req.OriginalHeight,
-			CropLeft: req.CropLeft, CropTop: req.CropTop, TargetWidth: req.TargetWidth, TargetHeight: req.TargetHeight}
-		for _, f := range []struct {
-			name string
-			sep  string
-			a, b *int
-		}{{"negative-original-size", "x", &n.OriginalWidth, &n.OriginalHeight},
-			{"negative-crop", ",", &n.CropLeft, &n.CropTop},
-			{"negative-target-size", "x", &n.TargetWidth, &n.TargetHeight}} {
-			if v := c.String(f.name); v != "" {
-				if err := parsePair(v, f.sep, cat.Limits.MaxSide, f.a, f.b); err != nil {
-					return usagef("--%s: %v", f.name, err)
-				}
-			}
+		n := size // what the negative flags leave out is the positive side's
+		if err := sizeFlags(c, "negative-", cat.Limits.MaxSide, &n); err != nil {
+			return err
 		}
 		req.NegativeSize = &n
 	}
@@ -864,6 +848,25 @@ func seedOr(c *cli.Context, def int64) int64 {
 		return c.Int64("seed")
 	}
 	return def
+}
+
+// sizeFlags reads the SDXL size flags --PREFIXoriginal-size WxH,
+// --PREFIXcrop X,Y and --PREFIXtarget-size WxH that are given into s.
+func sizeFlags(c *cli.Context, prefix string, max int, s *binding.SizeConditioning) error {
+	for _, f := range []struct {
+		name string
+		sep  string
+		a, b *int
+	}{{prefix + "original-size", "x", &s.OriginalWidth, &s.OriginalHeight},
+		{prefix + "crop", ",", &s.CropLeft, &s.CropTop},
+		{prefix + "target-size", "x", &s.TargetWidth, &s.TargetHeight}} {
+		if v := c.String(f.name); v != "" {
+			if err := parsePair(v, f.sep, max, f.a, f.b); err != nil {
+				return usagef("--%s: %v", f.name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // parsePair reads "AsepB" (e.g. 1024x768 or 16,0) into two integers from 0

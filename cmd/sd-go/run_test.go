@@ -389,17 +389,24 @@ func TestRunSDXLWithRefiner(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	img2, params2 := readBack(t, out2)
-	b, err := os.ReadFile(gguf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(b)
-	if want := "Refiner: refiner [" + hex.EncodeToString(sum[:])[:10] + "]"; !strings.Contains(params2, want) {
+	if want := "Refiner: refiner [" + fileShortHash(t, gguf) + "]"; !strings.Contains(params2, want) {
 		t.Fatalf("parameters %q lack %q", params2, want)
 	}
 	if !bytes.Equal(img.(*image.RGBA).Pix, img2.(*image.RGBA).Pix) {
 		t.Fatal("the refiner as a file gave another image than its folder")
 	}
+}
+
+// fileShortHash is A1111's short hash of a file, computed here independently
+// of the code under test: the first 10 hex digits of its SHA-256.
+func fileShortHash(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:10]
 }
 
 // levelsFrom is the largest difference, in 8-bit levels, between a 32x32
@@ -677,14 +684,6 @@ func TestRunMetadataHashesModelAndVAE(t *testing.T) {
 	if code, _, errs := runCLI(t, "quantize", "f16", filepath.Join(tinyModel, "vae"), vae); code != exitOK {
 		t.Fatalf("quantize the VAE: exit %d: %s", code, errs)
 	}
-	short := func(path string) string {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum := sha256.Sum256(b)
-		return hex.EncodeToString(sum[:])[:10]
-	}
 	out := filepath.Join(dir, "a.png")
 	args := []string{"run", "-m", gguf, "-p", "a cat", "-W", "32", "-H", "32", "--steps", "2", "-t", "2", "-o", out,
 		"--vae", vae}
@@ -692,7 +691,7 @@ func TestRunMetadataHashesModelAndVAE(t *testing.T) {
 		t.Fatalf("run: exit %d: %s", code, errs)
 	}
 	_, params := readBack(t, out)
-	for _, want := range []string{"Model hash: " + short(gguf) + ", Model: tiny, VAE hash: " + short(vae)} {
+	for _, want := range []string{"Model hash: " + fileShortHash(t, gguf) + ", Model: tiny, VAE hash: " + fileShortHash(t, vae)} {
 		if !strings.Contains(params, want) {
 			t.Fatalf("parameters %q lack %q", params, want)
 		}

@@ -207,23 +207,25 @@ Status SdxlConditioner::encode(Backend & be, const std::string & prompt, const s
     int clip_skip = 0;
     // The default is the penultimate layer; a clip skip counts from the last
     // layer as in SD 1.x (1 = last, 2 = penultimate).
-    for (size_t i = 0; i < ne; i++) SDGO_TRY(resolve_clip_skip(opt.clip_skip, 2, e_[i].cfg, &clip_skip));
-    const int skip_u = opt.clip_skip_negative ? clip_skip : 2;
+    const int default_skip = 2;
+    for (size_t i = 0; i < ne; i++) SDGO_TRY(resolve_clip_skip(opt.clip_skip, default_skip, e_[i].cfg, &clip_skip));
+    const int skip_u = opt.clip_skip_negative ? clip_skip : default_skip;
     const int kc = ts[0].kc, n = ts[0].kc + ts[0].ku;
-    // Windows [from, to) of both sides through the encoders at one clip skip:
-    // per encoder [hidden, T, to - from], and the pooled output [P, to - from].
+    // Each encoder's windows: the positive side's, then the negative's.
+    std::vector<std::vector<int32_t>> all_ids(ne);
+    for (size_t i = 0; i < ne; i++) {
+        all_ids[i] = ts[i].ids_c;
+        all_ids[i].insert(all_ids[i].end(), ts[i].ids_u.begin(), ts[i].ids_u.end());
+    }
+    // Windows [from, to) through the encoders at one clip skip: per encoder
+    // [hidden, T, to - from] appended to z[i], the pooled output [P, to - from] to pv.
     std::vector<std::vector<float>> z(ne);
     std::vector<float> pv;
     auto run = [&](int from, int to, int skip) -> Status {
         const int m = to - from;
-        std::vector<std::vector<int32_t>> ids(ne);
-        for (size_t i = 0; i < ne; i++) {
-            ids[i] = ts[i].ids_c;
-            ids[i].insert(ids[i].end(), ts[i].ids_u.begin(), ts[i].ids_u.end());
-            ids[i] = std::vector<int32_t>(ids[i].begin() + size_t(from) * T, ids[i].begin() + size_t(to) * T);
-        }
+        const size_t first = size_t(from) * size_t(T), count = size_t(m) * size_t(T);
         std::vector<int32_t> rows(size_t(m), 0);
-        model::clip_pooled_rows(ids[ne - 1].data(), T, m, e_[ne - 1].tok->eos_id(), rows.data());
+        model::clip_pooled_rows(all_ids[ne - 1].data() + first, T, m, e_[ne - 1].tok->eos_id(), rows.data());
         Graph g;
         std::vector<Tensor *> t_ids(ne), outs(ne);
         for (size_t i = 0; i < ne; i++) t_ids[i] = g.input(DType::i32, {T, m}, "ids");
@@ -234,7 +236,7 @@ Status SdxlConditioner::encode(Backend & be, const std::string & prompt, const s
         g.set_output(pooled);
         SDGO_TRY(be.alloc_graph(g));
         for (size_t i = 0; i < ne; i++)
-            SDGO_TRY(be.set_tensor(t_ids[i], ids[i].data(), 0, ids[i].size() * sizeof(int32_t)));
+            SDGO_TRY(be.set_tensor(t_ids[i], all_ids[i].data() + first, 0, count * sizeof(int32_t)));
         SDGO_TRY(be.set_tensor(t_rows, rows.data(), 0, rows.size() * sizeof(int32_t)));
         SDGO_TRY(be.compute(g));
         for (size_t i = 0; i < ne; i++) {

@@ -405,12 +405,8 @@ Status Model::load_on(const ModelOptions & opt, Device * dev, std::unique_ptr<Mo
         ro.refiner_weight_plan.clear();
         Status st = load_on(ro, dev, &p->refiner_);
         if (!st.ok()) return st.wrap("refiner");
+        // (the families were checked before the base's weights were prepared)
         const Model & r = *p->refiner_;
-        if (info.family != "sdxl" || r.info().family != "sdxl-refiner")
-            return error(SDGO_ERR_INVALID_ARGUMENT,
-                         "two-stage generation takes an SDXL base as the model and an SDXL refiner as the refiner; "
-                         "got %s (%s) and %s (%s)",
-                         opt.model_path.c_str(), info.family.c_str(), opt.refiner_path.c_str(), r.info().family.c_str());
         if (r.unet_config().out_channels != latent || r.unet_config().in_channels != latent ||
             r.summary().vae_downscale != p->vae_cfg_.downscale())
             return error(SDGO_ERR_FORMAT, "the refiner's latents (%lld channels, 1/%d scale) do not match the model's",

@@ -24,6 +24,16 @@ bool all_finite(const float * x, size_t n) {
     return true;
 }
 
+// How a request's prompts are encoded (by the model and by its refiner).
+PromptOptions prompt_options(const Request & req, bool diffusers) {
+    PromptOptions po;
+    po.clip_skip = req.clip_skip;
+    po.max_chunks = req.max_prompt_chunks;
+    po.literal = diffusers;
+    po.clip_skip_negative = !diffusers;
+    return po;
+}
+
 bool abort_requested(void * user) { return canceled(*static_cast<const Hooks *>(user)); }
 
 // Clears the backend's abort callback when a generation leaves.
@@ -308,13 +318,8 @@ Status Session::plan(const Request & req, Plan * p) const {
 }
 
 Status Session::condition(const Request & req, const Plan & p, Condition * cond, Condition * uncond, ImageCond * ic) {
-    PromptOptions po;
-    po.clip_skip = req.clip_skip;
-    po.max_chunks = req.max_prompt_chunks;
-    po.literal = p.diffusers;
-    po.clip_skip_negative = !p.diffusers;
     int64_t tokens = 0;
-    SDGO_TRY(encode_prompts(req.prompt, req.negative_prompt, po, cond, uncond, &tokens));
+    SDGO_TRY(encode_prompts(req.prompt, req.negative_prompt, prompt_options(req, p.diffusers), cond, uncond, &tokens));
     SDGO_LOG_D("prompt: %lld tokens, context of %lld", (long long)tokens, (long long)cond->tokens());
     if (!p.has_init && !p.inpaint_model) return Status();
 
@@ -587,28 +592,26 @@ Status Session::generate(const Request & req, const Hooks & hooks, Result * out)
     Condition rcond, runcond;
     UNetStage refine;
     if (rm) {
-        PromptOptions po;
-        po.clip_skip = req.clip_skip;
-        po.max_chunks = req.max_prompt_chunks;
-        po.literal = p.diffusers;
-    po.clip_skip_negative = !p.diffusers;
-        SDGO_TRY(rm->conditioner().encode(*be_, req.prompt, req.negative_prompt, po, &rcond, &runcond, nullptr)
+        SDGO_TRY(rm->conditioner()
+                     .encode(*be_, req.prompt, req.negative_prompt, prompt_options(req, p.diffusers), &rcond, &runcond,
+                             nullptr)
                      .wrap("refiner"));
         SDGO_TRY(refine.build(*rm, *be_, req, p, &rcond, &runcond).wrap("refiner"));
     }
     int calls = 0;
     // A1111 swaps the model inside one sampler run, by sigma (see
     // Request::refiner_switch); under diffusers each model runs its own part.
-    auto denoise = [&](const float * x, float sigma, float * d_out) -> Status {
+    auto run_stage = [&](UNetStage & stage, const float * x, float sigma, float * d_out) -> Status {
         if (canceled(hooks)) return error(SDGO_ERR_CANCELED, "canceled");
         ++calls;
+        return stage.denoise(*be_, req, p, sigma, x, d_out);
+    };
+    auto denoise = [&](const float * x, float sigma, float * d_out) -> Status {
         const bool use_refiner = rm && !p.diffusers && sigma <= p.sigmas[size_t(p.refine_at)];
-        return (use_refiner ? refine : base).denoise(*be_, req, p, sigma, x, d_out);
+        return run_stage(use_refiner ? refine : base, x, sigma, d_out);
     };
     auto denoise_refiner = [&](const float * x, float sigma, float * d_out) -> Status {
-        if (canceled(hooks)) return error(SDGO_ERR_CANCELED, "canceled");
-        ++calls;
-        return refine.denoise(*be_, req, p, sigma, x, d_out);
+        return run_stage(refine, x, sigma, d_out);
     };
 
     sampling::SamplerOptions so;
